@@ -1,0 +1,105 @@
+"""How a CDS service is declared: once, with everything discovery and routing need.
+
+The service layer derives the discovery document, the `POST /cds-services/{id}` route
+and the prefetch fallback queries from a CdsService; a hook module only declares one
+and supplies the handler that turns the gathered FHIR data into cards.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# CDS Hooks 2.0 prefetch tokens: a root-level context field or one of the user tokens.
+_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+_USER_TOKENS = ("userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId")
+_SERVICE_ID = re.compile(r"^[A-Za-z0-9\-._]{1,64}$")
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """One validated invocation, with its FHIR data gathered (prefetched or fetched)."""
+
+    hook_instance: str
+    context: Mapping[str, Any]
+    data: Mapping[str, Sequence[Mapping[str, Any]]]  # prefetch key -> FHIR resources
+    now: datetime
+    locale: str
+
+    @property
+    def resources(self) -> list[Mapping[str, Any]]:
+        return [resource for resources in self.data.values() for resource in resources]
+
+
+@dataclass(frozen=True)
+class HookResult:
+    cards: list[dict[str, Any]]
+    topics: tuple[str, ...] = ()
+    skipped_resources: int = 0
+
+
+@dataclass(frozen=True)
+class CdsService:
+    id: str
+    hook: str
+    title: str
+    description: str
+    handler: Callable[[HookCall], HookResult] = field(repr=False)
+    prefetch: Mapping[str, str] = field(default_factory=dict)
+    usage_requirements: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _SERVICE_ID.match(self.id):
+            raise ValueError(f"service id {self.id!r} must be a URL-safe slug")
+        for key, template in self.prefetch.items():
+            for token in _TOKEN.findall(template):
+                if not _is_valid_token(token):
+                    raise ValueError(f"prefetch {key!r}: token {{{{{token}}}}} is not a CDS Hooks 2.0 token")
+
+    def discovery_entry(self) -> dict[str, Any]:
+        """The service's entry in `GET /cds-services`; optional fields omitted when unset."""
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+        }
+        if self.prefetch:
+            entry["prefetch"] = dict(self.prefetch)
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        return entry
+
+
+def _is_valid_token(token: str) -> bool:
+    if token in _USER_TOKENS:
+        return True
+    head, _, rest = token.partition(".")
+    return head == "context" and bool(rest) and "." not in rest
+
+
+def render_template(template: str, context: Mapping[str, Any]) -> str | None:
+    """Substitute prefetch tokens from the hook context; None when a token has no value.
+
+    User tokens resolve from `context.userId` (e.g. `Practitioner/123` gives
+    userPractitionerId = 123), as the spec describes.
+    """
+    user_type, _, user_id = str(context.get("userId", "")).partition("/")
+    unresolved = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal unresolved
+        token = match.group(1)
+        if token.startswith("context."):
+            value = context.get(token.removeprefix("context."))
+        else:
+            value = user_id if token == f"user{user_type}Id" else None
+        if not isinstance(value, str) or not value:
+            unresolved = True
+            return ""
+        return value
+
+    rendered = _TOKEN.sub(substitute, template)
+    return None if unresolved else rendered

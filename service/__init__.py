@@ -1,0 +1,48 @@
+"""The Flask application: the CDS Hooks protocol around the services declared in `hooks`."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from flask import Flask
+from flask_cors import CORS
+
+from hooks.declaration import CdsService
+from service.config import Settings
+from service.errors import register_error_handlers
+from service.fhir_client import FhirClient
+from service.logging_setup import configure_logging
+from service.protocol import blueprint
+from service.runtime import Runtime
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings | None = None, *, services: Iterable[CdsService] | None = None,
+               clock: Callable[[], datetime] = utc_now) -> Flask:
+    """Application factory. Defaults: settings from the environment, every service in `hooks`."""
+    settings = settings or Settings.from_env()
+    if services is None:
+        from hooks.registry import ALL_SERVICES  # lazily: tests may run the app with their own services
+        services = ALL_SERVICES
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    services_by_id = {}
+    for service in services:
+        if service.id in services_by_id:
+            raise ValueError(f"two CDS services share the id {service.id!r}")
+        services_by_id[service.id] = service
+    app.extensions["fasciculation_cds"] = Runtime(
+        settings=settings, services=services_by_id, fhir_client=FhirClient(settings), clock=clock)
+
+    origins = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    CORS(app, resources={r"/cds-services*": {"origins": origins}},
+         methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"],
+         max_age=86400, send_wildcard=origins == "*")
+    register_error_handlers(app)
+    app.register_blueprint(blueprint)
+    return app

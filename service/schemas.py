@@ -1,0 +1,188 @@
+"""marshmallow schemas for the CDS Hooks 2.0 wire format.
+
+Requests are validated on the way in (unknown fields and extensions are ignored, as the
+spec asks); the card schema checks what the service sends out and is applied in tests to
+every card every fixture produces.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from service.errors import Issue
+
+# FHIR `id` datatype; the patient-view hook types patientId and encounterId with it.
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# patient-view `userId` (hook 1.1): a reference to who is looking at the chart.
+USER_REFERENCE = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
+# hookInstance is a UUID per the spec; EHRs differ in case and braces, so accept any
+# non-blank token of sane length rather than refuse a real EHR's call.
+HOOK_INSTANCE = re.compile(r"^\S{1,128}$")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class FhirAuthorizationSchema(_Strict):
+    access_token = fields.Str(required=True, validate=validate.Length(min=1))
+    token_type = fields.Str(required=True, validate=validate.OneOf(["Bearer"]))
+    expires_in = fields.Int(required=True, strict=True, validate=validate.Range(min=0))
+    scope = fields.Str(required=True, validate=validate.Length(min=1))
+    subject = fields.Str(required=True, validate=validate.Length(min=1))
+    patient = fields.Str(validate=validate.Regexp(FHIR_ID))
+
+
+class CdsRequestSchema(_Strict):
+    hook = fields.Str(required=True, validate=validate.Length(min=1))
+    hookInstance = fields.Str(required=True, validate=validate.Regexp(
+        HOOK_INSTANCE, error="must be a non-blank identifier (a UUID) of at most 128 characters"))
+    fhirServer = fields.Url(schemes={"http", "https"}, require_tld=False)
+    fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
+    context = fields.Dict(keys=fields.Str(), required=True)
+    prefetch = fields.Dict(keys=fields.Str(), values=fields.Raw(allow_none=True))
+    extension = fields.Dict(keys=fields.Str())
+
+    @validates_schema
+    def _authorization_needs_server(self, data: Mapping[str, Any], **_: Any) -> None:
+        if "fhirAuthorization" in data and "fhirServer" not in data:
+            raise ValidationError("fhirAuthorization requires fhirServer (cds-r-1)", "fhirServer")
+
+
+class PatientViewContextSchema(_Strict):
+    userId = fields.Str(required=True, validate=validate.Regexp(
+        USER_REFERENCE,
+        error="must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id> or RelatedPerson/<id>"))
+    patientId = fields.Str(required=True, validate=validate.Regexp(FHIR_ID, error="must be a FHIR id"))
+    encounterId = fields.Str(validate=validate.Regexp(FHIR_ID, error="must be a FHIR id"))
+
+
+# Context schema per hook, from the CDS Hooks hook library.
+CONTEXT_SCHEMAS: dict[str, type[Schema]] = {
+    "patient-view": PatientViewContextSchema,
+}
+
+
+def validation_issues(messages: Any, prefix: str = "") -> list[Issue]:
+    """Flatten marshmallow's nested error dict into one issue per field, with its path."""
+    if isinstance(messages, list):
+        text = " ".join(str(message) for message in messages)
+        path = prefix or "(body)"
+        return [Issue(f"{path}: {text}", expression=(prefix,) if prefix else ())]
+    issues: list[Issue] = []
+    for key, nested in messages.items():
+        if key == "_schema":
+            issues.extend(validation_issues(nested, prefix))
+            continue
+        path = f"{prefix}.{key}" if prefix else str(key)
+        issues.extend(validation_issues(nested, path))
+    return issues
+
+
+# ---------------------------------------------------------------------------------------
+# Response side. The spec forbids null and empty values for optional fields, so every
+# schema here rejects None, "" , [] and {} wherever a field is optional.
+
+def _no_empty_values(value: Any, path: str = "card") -> None:
+    if value is None or value == "" or value == [] or value == {}:
+        raise ValidationError(f"{path} is null or empty; optional fields must be omitted")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _no_empty_values(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_empty_values(item, f"{path}[{index}]")
+
+
+
+
+class CodingSchema(_Strict):
+    system = fields.Str(required=True, validate=validate.Length(min=1))
+    code = fields.Str(required=True, validate=validate.Length(min=1))
+    display = fields.Str(validate=validate.Length(min=1))
+
+
+class OverrideReasonSchema(CodingSchema):
+    display = fields.Str(required=True, validate=validate.Length(min=1))
+
+
+class SourceSchema(_Strict):
+    label = fields.Str(required=True, validate=validate.Length(min=1))
+    url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    icon = fields.Url(schemes={"http", "https"}, require_tld=False)
+    topic = fields.Nested(CodingSchema)
+
+
+class ActionSchema(_Strict):
+    type = fields.Str(required=True, validate=validate.OneOf(["create", "update", "delete"]))
+    description = fields.Str(required=True, validate=validate.Length(min=1))
+    resource = fields.Dict()
+    resourceId = fields.Str(validate=validate.Length(min=1))
+
+    @validates_schema
+    def _resource_matches_type(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data["type"] in ("create", "update") and "resourceType" not in data.get("resource", {}):
+            raise ValidationError("create and update actions carry a whole FHIR resource", "resource")
+        if data["type"] == "delete" and "resourceId" not in data:
+            raise ValidationError("delete actions carry resourceId", "resourceId")
+
+
+class SuggestionSchema(_Strict):
+    label = fields.Str(required=True, validate=validate.Length(min=1))
+    uuid = fields.UUID(required=True)
+    isRecommended = fields.Bool(truthy={True}, falsy={False})
+    actions = fields.List(fields.Nested(ActionSchema), validate=validate.Length(min=1))
+
+
+class LinkSchema(_Strict):
+    label = fields.Str(required=True, validate=validate.Length(min=1))
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    type = fields.Str(required=True, validate=validate.OneOf(["absolute", "smart"]))
+    appContext = fields.Str()
+    autolaunchable = fields.Bool(truthy={True}, falsy={False})
+
+    @validates_schema
+    def _app_context_only_on_smart(self, data: Mapping[str, Any], **_: Any) -> None:
+        if "appContext" in data and data["type"] != "smart":
+            raise ValidationError("appContext is only allowed on smart links (cds-resp-3)", "appContext")
+
+
+class CardSchema(Schema):
+    class Meta:
+        unknown = "raise"  # what we send must be exactly the spec's fields
+
+    uuid = fields.UUID(required=True)
+    summary = fields.Str(required=True, validate=validate.Length(min=1, max=139))
+    detail = fields.Str(validate=validate.Length(min=1))
+    indicator = fields.Str(required=True, validate=validate.OneOf(["info", "warning", "critical"]))
+    source = fields.Nested(SourceSchema, required=True)
+    suggestions = fields.List(fields.Nested(SuggestionSchema), validate=validate.Length(min=1))
+    selectionBehavior = fields.Str(validate=validate.OneOf(["at-most-one", "any"]))
+    overrideReasons = fields.List(fields.Nested(OverrideReasonSchema), validate=validate.Length(min=1))
+    links = fields.List(fields.Nested(LinkSchema), validate=validate.Length(min=1))
+
+    @validates_schema(pass_original=True)
+    def _spec_invariants(self, data: Mapping[str, Any], original: Mapping[str, Any], **_: Any) -> None:
+        _no_empty_values(original)
+        if ("suggestions" in data) != ("selectionBehavior" in data):
+            raise ValidationError("selectionBehavior is present exactly when suggestions are (cds-resp-6)")
+        if data.get("selectionBehavior") == "at-most-one":
+            recommended = [s for s in data["suggestions"] if s.get("isRecommended")]
+            if len(recommended) > 1:
+                raise ValidationError("at-most-one allows one recommended suggestion (cds-resp-1)")
+        if "\n" in data["summary"]:
+            raise ValidationError("summary is one line", "summary")
+        if re.search(r"<[a-zA-Z/][^>]*>", original.get("detail", "")):
+            raise ValidationError("detail must be markdown without raw HTML", "detail")
+
+
+class CardsResponseSchema(Schema):
+    class Meta:
+        unknown = "raise"
+
+    cards = fields.List(fields.Nested(CardSchema), required=True)
+    systemActions = fields.List(fields.Nested(ActionSchema), validate=validate.Length(min=1))
