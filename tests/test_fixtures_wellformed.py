@@ -110,13 +110,36 @@ def validate_resource(resource: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 
 
+RULE_COVERAGE_SCENARIOS = {
+    "23-facial-myokymia", "24-myokymia-diplopia", "25-blepharospasm", "26-widespread-fasciculation",
+    "27-florid-fasciculation", "28-fasciculation-severe-cramp", "29-beta2-agonist", "30-cholinesterase-inhibitor",
+    "31-steroid-high-dose", "31b-inhaled-budesonide", "32-existing-neuro-referral", "33-labs-already-ordered",
+    "34-fasciculation-observation-only", "35-health-anxiety-recent", "36-cramp-low-sodium", "37-cramp-high-tsh",
+    "38-subclinical-low-tsh",
+}
+
+
 def test_scenario_inventory():
-    assert len(SCENARIO_IDS) == 29
+    assert len(SCENARIO_IDS) == 46
     for folder in (PATIENTS, REQUESTS):
         assert sorted(p.stem for p in folder.glob("*.json")) == SCENARIO_IDS, folder.name
     assert all(SCENARIO_ID.match(sid) for sid in SCENARIO_IDS)
     assert {"01-benign-calf-twitch", "20-negative-no-symptom", "21-existing-als", "22-uk-locale-quinine"} <= set(SCENARIO_IDS)
+    assert RULE_COVERAGE_SCENARIOS <= set(SCENARIO_IDS)
     assert [scn.sid for scn in build.build_scenarios()] == SCENARIO_IDS
+
+
+def test_every_topic_is_expected_somewhere():
+    """Every card topic (and the no-cards outcome) is the expected result of at least one scenario."""
+    seen = set()
+    empty = []
+    for sid in SCENARIO_IDS:
+        cards = load(EXPECTED / f"{sid}.json")["cards"]
+        seen |= {c["topic"] for c in cards}
+        if not cards:
+            empty.append(sid)
+    assert seen == TOPICS
+    assert empty, "at least one scenario must expect no cards"
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -211,6 +234,25 @@ def test_conditions_carry_icd10cm_and_statuses():
             assert r["clinicalStatus"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/condition-clinical"
             assert r["verificationStatus"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/condition-ver-status"
             assert "onsetDateTime" in r and "recordedDate" in r
+
+
+def test_no_date_on_a_window_edge():
+    """README: no fixture date sits on the 12-month, 6-month or 30-day window edge."""
+    edges = {build.ago(months=12), build.ago(months=6), build.ago(days=30)}
+    for sid in SCENARIO_IDS:
+        for text in strings(load(PATIENTS / f"{sid}.json")):
+            if DATE_LIKE.match(text):
+                assert text[:10] not in edges, (sid, text)
+
+
+def test_medications_are_coded_with_rxnorm_or_atc_and_text():
+    systems = {"http://www.nlm.nih.gov/research/umls/rxnorm", "http://www.whocc.no/atc"}
+    for sid in SCENARIO_IDS:
+        for r in bundle_resources(sid):
+            if r["resourceType"] in ("MedicationRequest", "MedicationStatement"):
+                med = r["medicationCodeableConcept"]
+                assert med["coding"] and med["text"], r["id"]
+                assert {c["system"] for c in med["coding"]} <= systems, r["id"]
 
 
 def test_lab_quantities_use_ucum_system():
@@ -333,6 +375,14 @@ def test_expected_cards_follow_contract_rules():
         for topic, indicator in fixed.items():
             if topic in cards:
                 assert cards[topic]["indicator"] == indicator, (sid, topic)
+        # Nothing is suggested twice: an active order on the chart is never suggested again.
+        active_orders = {
+            f"{coding['system']}|{coding['code']}"
+            for entry in load(REQUESTS / f"{sid}.json")["prefetch"]["serviceRequests"].get("entry", [])
+            for coding in entry["resource"]["code"]["coding"]
+        }
+        for c in cards.values():
+            assert not active_orders & set(c.get("suggestions", [])), (sid, c["topic"])
 
 
 # ---------------------------------------------------------------------------
