@@ -16,6 +16,8 @@ _CONFIGURED_MARK = "_fasciculation_cds_handler"
 def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.setLevel(level)
+    # urllib3 logs every URL it fetches at DEBUG; FHIR query URLs name the patient.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     if any(getattr(handler, _CONFIGURED_MARK, False) for handler in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)

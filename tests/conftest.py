@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,9 @@ import pytest
 from hooks.declaration import CdsService, HookCall, HookResult
 from service import create_app
 from service.config import Settings
+from tests.secrets import ISSUED
 
-import importlib.util  # TEMP until the FHIR harness lands
-pytest_plugins = ["tests.fhirserver"] if importlib.util.find_spec("tests.fhirserver") else []
+pytest_plugins = ["tests.fhirserver"]
 
 FIXTURE_AS_OF = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
 PROBE_ID = "probe"
@@ -46,8 +47,33 @@ PROBE_SERVICE = CdsService(
 )
 
 
+class _EverythingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(logging.Formatter().format(record) + repr(record.__dict__))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_is_ever_logged():
+    """Capture every log record of the whole suite; no access token may appear in any."""
+    handler = _EverythingHandler()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+    leaked = sorted({token for token in ISSUED for line in handler.lines if token in line})
+    assert not leaked, f"{len(leaked)} access token(s) appeared in log output"
+
+
 def make_settings(**changes: Any) -> Settings:
-    return Settings.from_env({}).replace(**changes)
+    # DEBUG so the suite-wide log capture sees everything the service could ever write.
+    return Settings.from_env({"CDS_LOG_LEVEL": "DEBUG"}).replace(**changes)
 
 
 @pytest.fixture
