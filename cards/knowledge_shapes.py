@@ -1,0 +1,224 @@
+"""The declared shape of every knowledge file (see cards/schema.py for the notation)."""
+from __future__ import annotations
+
+from cards.schema import ANY_STR, NUMBER, Enum, ListOf, Localised, MapOf, Template
+
+CODE = {"system": str, "code": str, "display?": str, "unconfirmed?": bool, "prefix?": bool, "note?": str}
+LAB_CODE = {**CODE, "units?": MapOf(NUMBER, 1)}
+PRODUCT_CODE = {**CODE, "strength_mg?": NUMBER}
+RANGE = {"low?": NUMBER, "high?": NUMBER, "note?": str}
+
+SETTINGS = {
+    "knowledge_version": str,
+    "systems": MapOf(str, 1),
+    "system_aliases": MapOf(str),
+    "thresholds": {
+        "adult_age_years": NUMBER,
+        "lookback_default_months": NUMBER,
+        "lookback_short_months": NUMBER,
+        "lookback_shortening_trigger_months": NUMBER,
+        "lookback_short_analytes": ListOf(str),
+        "lookback_short_trigger_classes": ListOf(str),
+        "steroid_high_dose_prednisone_mg_per_day": NUMBER,
+        "steroid_taper_window_days": NUMBER,
+        "ck_abnormal_ratio_above": NUMBER,
+        "ck_red_flag_ratio_at_least": NUMBER,
+        "abi_avoid_compression_below": NUMBER,
+        "florid_fasciculation_min_body_sites": NUMBER,
+        "persistent_symptom_months": NUMBER,
+        "reassurance_repeat_window_days": NUMBER,
+        "albumin_reference_g_per_l": NUMBER,
+        "albumin_correction_mmol_per_g": NUMBER,
+        "albumin_max_gap_days": NUMBER,
+        "thyroid_pair_max_gap_days": NUMBER,
+    },
+    "recency_policies": MapOf({"months?": NUMBER, "applies_when_active?": bool}, 1),
+}
+
+FINDINGS = {
+    "concepts": MapOf({
+        "group": Enum("index", "differential", "red_flag", "diagnosis", "context"),
+        "recency": str,
+        "observation?": bool,
+        "bulbar?": bool,
+        "unless_present?": ListOf(str),
+        "codes": ListOf(CODE, 1),
+    }, 1),
+    "severity": ListOf({**CODE, "level": Enum("mild", "moderate", "severe")}, 1),
+    "tongue_body_site": {"codes": ListOf(CODE), "words": ListOf(str)},
+    "negative_values": {"codes": ListOf(CODE), "words": ListOf(str)},
+    "pregnancy_status": {
+        "observation_codes": ListOf(CODE, 1),
+        "positive_values": ListOf(CODE, 1),
+        "max_age_days": NUMBER,
+    },
+    "neurology_referral_orders": ListOf(CODE, 1),
+}
+
+LABS = {
+    "unit_aliases": MapOf(str),
+    "analytes": MapOf({
+        "canonical_unit": str,
+        "decimals": int,
+        "units": MapOf(NUMBER, 1),
+        "default_range?": RANGE,
+        "default_range_by_sex?": MapOf(RANGE),
+        "unitless?": bool,
+        "codes": ListOf(LAB_CODE, 1),
+    }, 1),
+    "orders": MapOf({
+        "code": CODE,
+        "components": ListOf(ListOf(str, 1), 1),
+        "satisfied_by_orders?": ListOf(CODE),
+    }, 1),
+    "workup": {"required_orders": ListOf(str, 1), "magnesium_when_current_class": ListOf(str)},
+    "lab_order_category": CODE,
+    "referral_order_category": CODE,
+    "referral_order_code": CODE,
+}
+
+MEDICATIONS = {
+    "classes": ListOf(str, 1),
+    "ingredients": MapOf({
+        "class": str,
+        "subclass?": str,
+        "synonyms?": ListOf(str),
+        "prednisone_equivalent_factor?": NUMBER,
+        "codes": ListOf(CODE, 1),
+        "products?": ListOf(PRODUCT_CODE),
+    }, 1),
+    "local_corticosteroid": {"route_codes": ListOf(CODE), "atc_prefixes": ListOf(CODE), "words": ListOf(str)},
+    "unit_dose_words": ListOf(str),
+    "timing_codes_per_day": MapOf(NUMBER),
+}
+
+# ---- texts.yaml -------------------------------------------------------------------------------------
+TEXT = Template()
+POINTS = Localised(ListOf(str, 1))
+
+
+def _topic(summary: dict, **extra: object) -> dict:
+    """Fields every card topic has, plus its own text blocks."""
+    return {
+        "display": str,
+        "source": Localised(str),
+        "links?": Localised(ListOf(str, 1)),
+        "override_reasons": ListOf(str, 1),
+        "summary": summary,
+        **extra,
+    }
+
+
+TOPICS = {
+    "neurology-referral": _topic(
+        {"warning": TEXT, "critical": TEXT, "already_referred": TEXT, "known_mnd": TEXT},
+        red_flags={
+            "weakness": TEXT, "wasting": TEXT, "florid_severe": TEXT, "florid_sites": Template("count"),
+            "severe_cramp_with_fasciculation": TEXT, "severe_cramp": TEXT, "bulbar": TEXT,
+            "tongue_fasciculation": TEXT, "myotonia": TEXT, "myokymia_with_other": TEXT,
+            "ck_red_flag": Template("ratio"), "known_mnd": TEXT,
+        },
+        advice={"warning": TEXT, "critical": TEXT, "ck": TEXT, "already_referred": Template("reference"),
+                "known_mnd": TEXT},
+        suggestion={"label": TEXT, "description": TEXT, "note": Template("flags")},
+    ),
+    "workup-incomplete": _topic(
+        {"missing": Template("tests"), "missing_generic": TEXT, "pending": TEXT},
+        intro=TEXT,
+        status={
+            "missing": Template("test"), "stale": Template("test", "date", "months"),
+            "unusable": Template("test", "date"), "preliminary": Template("test", "date"),
+            "ordered": Template("test", "reference"),
+        },
+        short_window=Template("tests", "months", "medicine", "date"),
+        magnesium_reason=Template("medicine"),
+        suggestion={"label": Template("test"), "description": Template("test_long")},
+    ),
+    "abnormal-result": _topic(
+        {"one": Template("items"), "many": Template("count", "items"), "generic": TEXT},
+        item_names=MapOf(TEXT, 1),
+        explanations=MapOf(TEXT, 1),
+    ),
+    "medication-review": _topic(
+        {"one": Template("names"), "many": Template("count", "names"), "generic": TEXT, "steroid_taper": TEXT},
+        source_when_only=MapOf(str, 1),
+        explanations={
+            "diuretic": TEXT, "stimulant": TEXT, "systemic_corticosteroid_high_dose": Template("dose"),
+            "systemic_corticosteroid_taper": Template("days"), "beta2_agonist": TEXT,
+            "cholinesterase_inhibitor": TEXT,
+        },
+    ),
+    "reassurance": _topic(
+        {"full": TEXT, "repeat": Template("date")},
+        points=POINTS, health_anxiety_point=TEXT, repeat_detail=Template("date"), complete_workup=TEXT,
+    ),
+    "treatment-options": _topic(
+        {"default": TEXT},
+        reasons={"severity": Template("name", "severity"), "duration": Template("name", "date", "months")},
+        points=POINTS, cramp_point=TEXT, pending_workup_point=TEXT,
+    ),
+    "cyclobenzaprine-not-indicated": _topic({"default": TEXT}, points=POINTS),
+    "quinine-caution": _topic({"default": TEXT}, points=POINTS),
+    "compression-caution": _topic(
+        {"low_abi": Template("value", "threshold"), "no_abi": TEXT},
+        points=Localised(ListOf(Template("threshold"), 1)),
+    ),
+    "cramp-management": _topic(
+        {"default": TEXT, "pregnancy": TEXT},
+        points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), source_pregnancy=str,
+    ),
+    "health-anxiety": _topic({"default": TEXT}, points=POINTS),
+    "differential": _topic(
+        {"myokymia": TEXT, "blepharospasm": TEXT, "hemifacial_spasm": TEXT, "restless_legs": TEXT},
+        points=MapOf(POINTS, 1),
+    ),
+}
+
+NAME_TABLE = MapOf(Localised(str), 1)
+
+TEXTS = {
+    "references": MapOf({"label": str, "url?": str}, 1),
+    "override_reasons": {"system": str, "codes": MapOf(str, 1)},
+    "names": {
+        "analytes": NAME_TABLE, "orders": NAME_TABLE, "orders_long": NAME_TABLE, "classes": NAME_TABLE,
+        "diuretic_subclasses": NAME_TABLE, "concepts": NAME_TABLE, "systems": NAME_TABLE, "severity": NAME_TABLE,
+        # A unit may display as nothing (a dimensionless ratio).
+        "units": MapOf(ANY_STR),
+    },
+    "phrases": {
+        "lab": Template("name", "value", "unit", "date"),
+        "lab_details": Template("details"),
+        "lab_converted": Template("original_value", "original_unit"),
+        "lab_range": Template("low", "high"),
+        "lab_range_low_only": Template("low"),
+        "lab_range_high_only": Template("high"),
+        "lab_range_default": Template("low", "high"),
+        "lab_preliminary": TEXT,
+        "lab_interpretation": Template("flag"),
+        "lab_ck_ratio": Template("ratio"),
+        "lab_corrected_calcium": Template("albumin", "corrected"),
+        "flag_low": TEXT,
+        "flag_high": TEXT,
+        "finding": Template("name", "code", "when"),
+        "finding_code": Template("system", "code"),
+        "finding_onset": Template("date"),
+        "finding_recorded": Template("date"),
+        "finding_undated": TEXT,
+        "finding_severity": Template("severity"),
+        "finding_sites": Template("sites"),
+        "medication": Template("text", "status", "resource"),
+        "medication_since": Template("date"),
+        "medication_stopped": Template("date"),
+        "medication_dose": Template("dose"),
+        "medication_peak_dose": Template("dose"),
+        "order": Template("name", "reference", "status"),
+        "rule_line": Template("rule_id", "source"),
+        "knowledge_line": Template("version"),
+        "unknown_date": TEXT,
+        "recently": TEXT,
+        "why_heading": TEXT,
+        "advice_heading": TEXT,
+        "sources_heading": TEXT,
+    },
+    "topics": TOPICS,
+}

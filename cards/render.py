@@ -1,0 +1,162 @@
+"""Locale-aware text lookup and the one-line rendering of data points ("why this card")."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from cards.knowledge_base import Knowledge
+from cards.view import ActiveOrder, ClinicalFinding, LabGap, LabResult, MedicationUse
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|#])")
+
+
+class Texts:
+    """texts.yaml seen through one locale."""
+
+    def __init__(self, knowledge: Knowledge, locale: str) -> None:
+        self.knowledge = knowledge
+        self.locale = locale if locale in ("US", "UK") else "US"
+        self._texts = knowledge.texts
+
+    def get(self, *path: str) -> Any:
+        node: Any = self._texts
+        for key in path:
+            node = node[key]
+        return self.localise(node)
+
+    def localise(self, node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"US", "UK"}:
+            return node[self.locale]
+        return node
+
+    def fill(self, *path: str, **values: Any) -> str:
+        return self.get(*path).format(**values)
+
+    def topic(self, topic: str, *path: str) -> Any:
+        return self.get("topics", topic, *path)
+
+    def name(self, table: str, key: str) -> str:
+        return self.localise(self._texts["names"][table].get(key, key))
+
+    def unit(self, ucum: str) -> str:
+        return self._texts["names"]["units"].get(ucum, ucum)
+
+    def reference(self, ref_id: str) -> Mapping[str, str]:
+        return self._texts["references"][ref_id]
+
+
+def safe(text: Any) -> str:
+    """Chart text made inert in markdown: no HTML, no emphasis or link syntax, one line."""
+    value = " ".join(str(text).split())
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", value)
+
+
+def number(value: float, decimals: int | None = None) -> str:
+    if decimals is not None:
+        text = f"{value:.{decimals}f}"
+    else:
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text if text not in ("-0", "-0.0") else text.lstrip("-")
+
+
+class DataPointRenderer:
+    """Turns view items into the sentences of a card's "why" list."""
+
+    def __init__(self, texts: Texts) -> None:
+        self.texts = texts
+        self.knowledge = texts.knowledge
+
+    def render(self, item: Any, params: Mapping[str, Any] | None = None) -> str:
+        params = params or {}
+        if isinstance(item, LabResult):
+            return self.lab(item, params)
+        if isinstance(item, ClinicalFinding):
+            return self.finding(item)
+        if isinstance(item, MedicationUse):
+            return self.medication(item)
+        if isinstance(item, ActiveOrder):
+            return self.order(item)
+        if isinstance(item, LabGap):
+            return self.gap(item)
+        return safe(item)
+
+    def lab(self, result: LabResult, params: Mapping[str, Any]) -> str:
+        t = self.texts
+        decimals = self.knowledge.analytes[result.analyte].decimals
+        line = t.fill("phrases", "lab", name=t.name("analytes", result.analyte),
+                      value=(result.comparator or "") + number(result.value, decimals), unit=t.unit(result.unit),
+                      date=result.effective_text or t.get("phrases", "unknown_date")).replace("  ", " ")
+        details = []
+        if result.original_unit is not None and result.original_unit != result.unit:
+            details.append(t.fill("phrases", "lab_converted", original_value=number(result.original_value),
+                                  original_unit=t.unit(result.original_unit)))
+        reference = self._range(result, decimals)
+        if reference:
+            details.append(reference)
+        if result.interpretation in ("low", "high"):
+            details.append(t.fill("phrases", "lab_interpretation",
+                                  flag=t.get("phrases", f"flag_{result.interpretation}")))
+        if details:
+            line += t.fill("phrases", "lab_details", details="; ".join(details))
+        if result.preliminary:
+            line += t.get("phrases", "lab_preliminary")
+        if result.analyte == "ck" and params.get("ratio") is not None:
+            line += t.fill("phrases", "lab_ck_ratio", ratio=number(params["ratio"], 1))
+        if result.analyte == "calcium_total" and params.get("corrected") is not None:
+            line += t.fill("phrases", "lab_corrected_calcium", albumin=number(params["albumin"], 0),
+                           corrected=number(params["corrected"], 2))
+        return line
+
+    def _range(self, result: LabResult, decimals: int) -> str:
+        t = self.texts
+        low = None if result.low is None else number(result.low, decimals)
+        high = None if result.high is None else number(result.high, decimals)
+        if low is not None and high is not None:
+            key = "lab_range_default" if result.range_source == "default" else "lab_range"
+            return t.fill("phrases", key, low=low, high=high)
+        if low is not None:
+            return t.fill("phrases", "lab_range_low_only", low=low)
+        if high is not None:
+            return t.fill("phrases", "lab_range_high_only", high=high)
+        return ""
+
+    def finding(self, finding: ClinicalFinding) -> str:
+        t = self.texts
+        name = safe(finding.display) if finding.display else t.name("concepts", finding.concept)
+        if finding.onset_text:
+            when = t.fill("phrases", "finding_onset", date=finding.onset_text)
+        elif finding.recorded_text:
+            when = t.fill("phrases", "finding_recorded", date=finding.recorded_text)
+        else:
+            when = t.get("phrases", "finding_undated")
+        code = t.fill("phrases", "finding_code", system=t.name("systems", finding.system), code=safe(finding.code))
+        line = t.fill("phrases", "finding", name=name, code=code, when=when)
+        if finding.severity:
+            line += t.fill("phrases", "finding_severity", severity=t.name("severity", finding.severity))
+        if finding.body_site_labels:
+            line += t.fill("phrases", "finding_sites", sites=", ".join(safe(s) for s in finding.body_site_labels))
+        return line
+
+    def medication(self, medication: MedicationUse) -> str:
+        t = self.texts
+        line = t.fill("phrases", "medication", text=safe(medication.text), status=medication.status,
+                      resource=medication.resource_type)
+        if medication.started_text:
+            line += t.fill("phrases", "medication_since", date=medication.started_text)
+        if not medication.current and medication.ended_text:
+            line += t.fill("phrases", "medication_stopped", date=medication.ended_text)
+        if medication.prednisone_equivalent_mg is not None:
+            phrase = "medication_dose" if medication.current else "medication_peak_dose"
+            line += t.fill("phrases", phrase, dose=number(medication.prednisone_equivalent_mg, 0))
+        return line
+
+    def order(self, order: ActiveOrder) -> str:
+        name = safe(order.display) if order.display else f"{order.system} {order.code}"
+        return self.texts.fill("phrases", "order", name=name, reference=safe(order.evidence or "ServiceRequest"),
+                               status=order.status)
+
+    def gap(self, gap: LabGap) -> str:
+        return self.texts.fill("topics", "workup-incomplete", "status", "unusable",
+                               test=self.texts.name("analytes", gap.analyte),
+                               date=gap.effective_text or self.texts.get("phrases", "unknown_date"))

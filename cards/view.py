@@ -1,0 +1,159 @@
+"""The normalised patient view: the single input of every rule.
+
+Everything here is already filtered (status, recency, validity) and normalised (UTC datetimes,
+canonical units), so rules never look at raw FHIR.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Mapping
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ClinicalFinding:
+    """A symptom, sign or diagnosis from a Condition or a finding Observation."""
+
+    concept: str  # key in findings.yaml, e.g. "fasciculation"
+    group: str  # index | differential | red_flag | diagnosis | context
+    system: str  # short code-system name, e.g. "icd10cm"
+    code: str  # the matched code, e.g. "R25.3"
+    display: str | None  # coding display / text as recorded
+    evidence: str | None  # "Condition/abc"
+    severity: str | None = None  # mild | moderate | severe
+    body_sites: tuple[str, ...] = ()  # one normalised key per distinct site
+    body_site_labels: tuple[str, ...] = ()
+    tongue: bool = False
+    onset: datetime | None = None
+    onset_text: str | None = None
+    recorded: datetime | None = None
+    recorded_text: str | None = None
+    explicitly_active: bool = False
+
+    @property
+    def started(self) -> datetime | None:
+        """The earliest date we know the finding existed."""
+        dates = [moment for moment in (self.onset, self.recorded) if moment]
+        return min(dates) if dates else None
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """The latest valid result of one analyte, in the analyte's canonical unit."""
+
+    analyte: str
+    value: float
+    unit: str
+    code: str
+    effective: datetime | None
+    effective_text: str | None
+    status: str
+    evidence: str | None
+    low: float | None = None
+    high: float | None = None
+    range_source: str | None = None  # observation | default
+    interpretation: str | None = None  # low | high | normal (laboratory flag)
+    original_value: float | None = None
+    original_unit: str | None = None
+    comparator: str | None = None
+
+    @property
+    def preliminary(self) -> bool:
+        return self.status == "preliminary"
+
+
+@dataclass(frozen=True)
+class LabGap:
+    """Why an analyte has no usable result: results exist but all are unusable."""
+
+    analyte: str
+    reason: str  # unusable (no value, unknown unit)
+    effective: datetime | None
+    effective_text: str | None
+    evidence: str | None
+
+
+@dataclass(frozen=True)
+class MedicationUse:
+    """One MedicationRequest/MedicationStatement matched to ingredients of interest."""
+
+    evidence: str | None
+    resource_type: str
+    status: str
+    current: bool
+    text: str
+    ingredients: tuple[str, ...]
+    classes: tuple[str, ...]
+    matched_by: str  # rxnorm | atc | text
+    started: datetime | None = None
+    started_text: str | None = None
+    ended: datetime | None = None
+    ended_text: str | None = None
+    daily_dose_mg: float | None = None
+    prednisone_equivalent_mg: float | None = None
+    tapering: bool = False  # dose steps down, or the instructions say "taper"
+    local_route: bool = False  # inhaled/nasal/topical: a corticosteroid given so is not systemic
+
+    def has_class(self, drug_class: str) -> bool:
+        return drug_class in self.classes
+
+
+@dataclass(frozen=True)
+class ActiveOrder:
+    system: str  # short system name, e.g. "loinc"
+    code: str
+    display: str | None
+    evidence: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class PatientView:
+    patient_id: str
+    now: datetime
+    age_years: int | None  # None: birthDate unknown, treated as adult
+    sex: str | None
+    pregnant: bool
+    pregnancy_evidence: str | None
+    findings: tuple[ClinicalFinding, ...]
+    labs: Mapping[str, LabResult] = field(default_factory=lambda: _EMPTY)
+    lab_gaps: Mapping[str, LabGap] = field(default_factory=lambda: _EMPTY)
+    medications: tuple[MedicationUse, ...] = ()  # current ones and recently stopped ones
+    steroid_taper_or_stop: tuple[MedicationUse, ...] = ()  # tapering now or stopped within 30 days
+    orders: tuple[ActiveOrder, ...] = ()
+    skipped_resources: int = 0
+
+    # ---- convenience queries used by many rules ----------------------------------------------------
+    def findings_of(self, *concepts: str) -> tuple[ClinicalFinding, ...]:
+        return tuple(finding for finding in self.findings if finding.concept in concepts)
+
+    def findings_in(self, group: str) -> tuple[ClinicalFinding, ...]:
+        return tuple(finding for finding in self.findings if finding.group == group)
+
+    def has(self, concept: str) -> bool:
+        return any(finding.concept == concept for finding in self.findings)
+
+    @property
+    def has_index_symptom(self) -> bool:
+        return any(finding.group == "index" for finding in self.findings)
+
+    @property
+    def has_trigger(self) -> bool:
+        return any(finding.group in ("index", "differential") for finding in self.findings)
+
+    @property
+    def abi(self) -> LabResult | None:
+        return self.labs.get("abi")
+
+    @property
+    def current_medications(self) -> tuple[MedicationUse, ...]:
+        return tuple(medication for medication in self.medications if medication.current)
+
+    def current_in_class(self, drug_class: str) -> tuple[MedicationUse, ...]:
+        return tuple(m for m in self.medications if m.current and m.has_class(drug_class))
+
+    def has_active_order(self, codes: frozenset[tuple[str, str]]) -> ActiveOrder | None:
+        return next((order for order in self.orders if (order.system, order.code) in codes), None)

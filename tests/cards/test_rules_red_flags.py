@@ -1,0 +1,103 @@
+"""Red flags -> neurology-referral card (RF1-RF9), with the referral suggestion rules."""
+from __future__ import annotations
+
+import pytest
+
+from tests.cards.factories import (card, ck, condition, cramp, fasciculation, finding_observation, normal_workup,
+                                   patient, run, service_request, suggested_codes, topics)
+
+BASE = [patient(), *normal_workup()]
+
+
+def referral(*extra, **options):
+    return card(run([*BASE, *extra], **options), "neurology-referral")
+
+
+@pytest.mark.parametrize("red_flag", [
+    condition("M62.81"), condition("26544005", "snomed"), condition("M62.561"), condition("G71.19"),
+    finding_observation("26544005"),
+])
+def test_weakness_wasting_myotonia_refer_with_a_draft_referral(red_flag) -> None:
+    result = run([*BASE, fasciculation(), red_flag])
+    assert topics(result) == ["neurology-referral"]
+    c = result.cards[0]
+    assert c["indicator"] == "warning" and c["selectionBehavior"] == "at-most-one"
+    assert suggested_codes(c) == ["183521007"]
+    resource = c["suggestions"][0]["actions"][0]["resource"]
+    assert resource["subject"] == {"reference": "Patient/p1"}
+    assert {"reference": f"{red_flag['resourceType']}/{red_flag['id']}"} in resource["reasonReference"]
+
+
+def test_florid_fasciculation_by_severity_or_three_sites() -> None:
+    assert referral(fasciculation(severity="severe"))["indicator"] == "warning"
+    assert "3 different body sites" in referral(fasciculation(body_sites=("53840002", "68367000", "40983000")))["detail"]
+    two_sites = run([*BASE, fasciculation(body_sites=("53840002", "68367000"))])
+    assert "neurology-referral" not in topics(two_sites)
+    split = [fasciculation(body_sites=("53840002",)), fasciculation(body_sites=("68367000", "40983000"))]
+    assert "neurology-referral" in topics(run([*BASE, *split]))
+
+
+def test_severe_cramp_with_or_without_fasciculation() -> None:
+    assert "together with fasciculation" in referral(fasciculation(), cramp(severity="severe"))["detail"]
+    assert "Cramp recorded as severe" in referral(cramp(severity="severe"))["detail"]
+    assert "neurology-referral" not in topics(run([*BASE, cramp(severity="moderate")]))
+
+
+@pytest.mark.parametrize("bulbar", [condition("R13.10"), condition("R47.1"), condition("R06.02"),
+                                    fasciculation(body_sites=("tongue",))])
+def test_bulbar_or_respiratory_features_are_critical(bulbar) -> None:
+    c = referral(fasciculation(), bulbar)
+    assert c["indicator"] == "critical"
+    assert "without delay" in c["summary"] and "ALS" in c["summary"]
+    assert suggested_codes(c) == ["183521007"]
+
+
+def test_critical_wording_is_localised() -> None:
+    uk = referral(fasciculation(), condition("R13.10"), locale="UK")
+    assert "MND" in uk["summary"] and "ALS" not in uk["summary"]
+    assert "motor neurone disease" in uk["detail"]
+
+
+def test_breathlessness_explained_by_heart_or_lung_disease_is_not_a_red_flag() -> None:
+    result = run([*BASE, fasciculation(), condition("R06.02"), condition("J45.909")])
+    assert "neurology-referral" not in topics(result)
+
+
+def test_myokymia_refers_only_with_another_neurological_symptom() -> None:
+    alone = run([*BASE, condition("G51.4")])
+    assert "neurology-referral" not in topics(alone)
+    with_diplopia = run([*BASE, condition("G51.4"), condition("H53.2")])
+    assert topics(with_diplopia)[0] == "neurology-referral"
+
+
+@pytest.mark.parametrize("value, refers", [(923, False), (924, True), (1900, True)])
+def test_ck_red_flag_boundary_at_three_times_uln(value, refers) -> None:
+    result = run([patient(), *normal_workup(skip=("ck",)), ck(value), fasciculation()])
+    assert ("neurology-referral" in topics(result)) is refers
+    assert "abnormal-result" in topics(result)
+
+
+def test_ck_red_flag_needs_an_index_symptom() -> None:
+    result = run([patient(), *normal_workup(skip=("ck",)), ck(1900), condition("G24.5")])
+    assert topics(result) == ["differential"]
+
+
+def test_existing_referral_keeps_the_warning_without_a_suggestion() -> None:
+    c = referral(fasciculation(), condition("M62.81"), service_request("308474002", "snomed"))
+    assert c["indicator"] == "warning" and "suggestions" not in c and "selectionBehavior" not in c
+    assert "already open" in c["summary"]
+
+
+def test_known_mnd_is_info_without_suggestion_and_blocks_reassurance() -> None:
+    result = run([*BASE, fasciculation(), condition("G12.21")])
+    assert topics(result) == ["neurology-referral"]
+    c = result.cards[0]
+    assert c["indicator"] == "info" and "suggestions" not in c
+    assert "already diagnosed" in c["summary"]
+    with_weakness = card(run([*BASE, fasciculation(), condition("G12.21"), condition("M62.81")]), "neurology-referral")
+    assert with_weakness["indicator"] == "warning" and "suggestions" not in with_weakness
+
+
+def test_red_flags_also_run_for_differential_only_patients() -> None:
+    assert topics(run([patient(), condition("G71.19")])) == ["neurology-referral"]
+    assert topics(run([patient(), condition("M62.81")])) == []  # no trigger at all
