@@ -9,13 +9,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 # CDS Hooks 2.0 prefetch tokens: a root-level context field or one of the user tokens.
 _TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _USER_TOKENS = ("userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId")
 _SERVICE_ID = re.compile(r"^[A-Za-z0-9\-._]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    """What a clinician did with a card this service showed for the same patient earlier (CDS Hooks feedback)."""
+
+    topic: str | None  # the card's source.topic code
+    outcome: str  # "accepted" | "overridden"
+    outcome_at: datetime  # the feedback's outcomeTimestamp, UTC
+
+    @property
+    def outcome_date(self) -> date:
+        return self.outcome_at.date()
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,12 @@ class HookCall:
     data: Mapping[str, Sequence[Mapping[str, Any]]]  # prefetch key -> FHIR resources
     now: datetime
     locale: str
+    # This patient's earlier card outcomes from this service (the last year, newest first); empty
+    # when the service has none or the call names no patient.
+    card_history: tuple[CardOutcome, ...] = ()
+    # Deployment setting (CDS_REASSURANCE_WINDOW_DAYS): how recent an accepted reassurance card must
+    # be for the next one to be a short reminder.
+    reassurance_window_days: int = 90
 
     @property
     def resources(self) -> list[Mapping[str, Any]]:
@@ -38,6 +57,7 @@ class HookResult:
     cards: list[dict[str, Any]]
     topics: tuple[str, ...] = ()
     skipped_resources: int = 0
+    knowledge_version: str | None = None  # recorded with each card in the card log
 
 
 @dataclass(frozen=True)

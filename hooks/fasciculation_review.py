@@ -5,7 +5,9 @@ prefetch asks the EHR for exactly the results the rules use and nothing more.
 """
 from __future__ import annotations
 
-from cards import FINDING_CODES, LAB_LOINC_CODES, ReviewOptions, review
+from datetime import date, timedelta
+
+from cards import FINDING_CODES, KNOWLEDGE_VERSION, LAB_LOINC_CODES, ReviewOptions, review
 from hooks.declaration import CdsService, HookCall, HookResult
 
 PATIENT = "{{context.patientId}}"
@@ -29,10 +31,29 @@ PREFETCH = {
 }
 
 
+# The reassurance card's source.topic code (cards/knowledge/texts.yaml).
+REASSURANCE_TOPIC = "reassurance"
+
+
 def review_chart(call: HookCall) -> HookResult:
-    result = review(call.resources, patient_id=call.context["patientId"], now=call.now,
-                    options=ReviewOptions(locale=call.locale))
-    return HookResult(cards=result.cards, topics=result.topics, skipped_resources=result.skipped_resources)
+    options = ReviewOptions(locale=call.locale, reassurance_given_on=reassurance_given_on(call))
+    result = review(call.resources, patient_id=call.context["patientId"], now=call.now, options=options)
+    return HookResult(cards=result.cards, topics=result.topics, skipped_resources=result.skipped_resources,
+                      knowledge_version=KNOWLEDGE_VERSION)
+
+
+def reassurance_given_on(call: HookCall) -> date | None:
+    """The latest day a clinician accepted this patient's reassurance card within the window, if any.
+
+    The seeds warn against repeated reassurance in health anxiety: when it was given recently, the
+    cards say so in a short reminder instead of repeating it in full.
+    """
+    today = call.now.date()
+    earliest = today - timedelta(days=call.reassurance_window_days)
+    days = [outcome.outcome_date for outcome in call.card_history
+            if outcome.topic == REASSURANCE_TOPIC and outcome.outcome == "accepted"
+            and earliest <= outcome.outcome_date <= today]
+    return max(days, default=None)
 
 
 SERVICE = CdsService(

@@ -8,10 +8,14 @@ from flask import Flask
 from flask_cors import CORS
 
 from hooks.declaration import CdsService
+from service.auth import install_authentication
 from service.config import Settings
 from service.errors import register_error_handlers
+from service.feedback import install_feedback_loop
 from service.fhir_client import FhirClient
 from service.logging_setup import configure_logging
+from service.metrics import install_metrics
+from service.ops import install_ops
 from service.protocol import blueprint
 from service.runtime import Runtime
 
@@ -44,5 +48,12 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
          methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"],
          max_age=86400, send_wildcard=origins == "*")
     register_error_handlers(app)
+    # First of the before_request rules, so refused and failed calls are timed and counted too.
+    install_metrics(app)
+    # A before_request rule on every /cds-services path: no view runs for a refused caller.
+    install_authentication(app, settings)
     app.register_blueprint(blueprint)
+    # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics.
+    install_feedback_loop(app, settings)
+    install_ops(app, settings)  # /healthz, /readyz, /metrics
     return app

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import secrets
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -38,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the CDS Hooks service (gunicorn)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--host", help="address to bind (default: CDS_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: CDS_PORT, else 8080)")
     serve.add_argument("--dev", action="store_true", help="Flask development server with the reloader")
     serve.set_defaults(run=_serve)
 
@@ -50,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-of", type=_instant, help="evaluate as of this date or instant (default now)")
     evaluate.add_argument("--service", help="service id for a request file (default: the one for its hook)")
     evaluate.set_defaults(run=_evaluate)
+
+    database = commands.add_parser("db", help="the card log and feedback database (DATABASE_URL)")
+    database_commands = database.add_subparsers(required=True, metavar="ACTION")
+    database_commands.add_parser("upgrade", help="apply the schema migrations").set_defaults(run=_db_upgrade)
+    database_commands.add_parser("status", help="show the schema revision; exit 1 unless current").set_defaults(
+        run=_db_status)
+
+    report = commands.add_parser("report", help="print card outcomes per card kind (as GET /analytics)")
+    report.add_argument("--days", type=_report_days, default=30, metavar="N",
+                        help="UTC days up to today (1-365, default 30)")
+    report.add_argument("--json", action="store_true", help="print the same numbers as /analytics.json")
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -65,18 +79,31 @@ def _instant(text: str) -> datetime:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    host, port = args.host or settings.host, args.port or settings.port
+    if settings.mode == "development" and not _is_loopback(host):
+        raise CliError(f"refusing to listen on {host} in development mode, which serves unsigned calls; "
+                       "set CDS_MODE=production with trusted clients (docs/security.md)")
     from service import create_app
     app = create_app(settings)  # fail here, with the reason, rather than in every worker
     if args.dev:
-        app.run(host=args.host, port=args.port, debug=True, use_reloader=True)
+        app.run(host=host, port=port, debug=True, use_reloader=True)
         return 0
     os.execv(sys.executable, [
         sys.executable, "-m", "gunicorn",
         "--config", "python:service.gunicorn_conf",
-        "--bind", f"{args.host}:{args.port}",
+        "--bind", f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}",
         "service.wsgi:app",
     ])
     return 0  # not reached
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # -- evaluate ------------------------------------------------------------------------------
@@ -84,7 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     document = _read_json(args.file)
     as_of = args.as_of or datetime.now(UTC)
-    settings = Settings.from_env()
+    # The cards are the output here; the service's per-call log lines would only bury them.
+    # A local tool posting through the test client has no JWT to send, whatever CDS_MODE says.
+    # Nor is an offline evaluation a card shown to anyone: keep it out of the card log.
+    settings = Settings.from_env({**os.environ, "CDS_MODE": "development", "CDS_LOG_LEVEL": "ERROR",
+                                  "DATABASE_URL": "sqlite://", "CDS_PATIENT_KEY_SECRET": secrets.token_hex(32)})
     if document.get("resourceType") == "Bundle":
         response = _evaluate_bundle(document, as_of, settings)
     elif "hook" in document:
@@ -163,6 +194,90 @@ def render_cards(cards: list[dict[str, Any]], as_of: datetime) -> str:
             lines.append(f"  link: {link['label']} <{link['url']}>")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+# -- db, report ----------------------------------------------------------------------------
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from service.store import StoreError, upgrade_schema
+    settings = Settings.from_env()
+    try:
+        target, before, after = upgrade_schema(settings)
+    except StoreError as error:
+        raise CliError(f"cannot migrate the database: {_store_error(error)}") from None
+    where = target.describe()
+    print(f"{where}: already at {after}" if before == after else f"{where}: upgraded {before or 'empty'} -> {after}")
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    from service.store import StoreError, schema_problem, schema_status
+    settings = Settings.from_env()
+    try:
+        target, current, head = schema_status(settings)
+    except StoreError as error:
+        raise CliError(f"cannot read the database: {_store_error(error)}") from None
+    if current == head:
+        print(f"{target.describe()}: at {head} (current)")
+        return 0
+    print(f"{target.describe()}: {schema_problem(current, head)}")
+    return 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from service.analytics import build_report
+    from service.store import StoreError, open_store
+    settings = Settings.from_env()
+    store = open_store(settings)
+    try:
+        report = build_report(store, datetime.now(UTC), args.days)
+    except StoreError as error:
+        raise CliError(f"cannot read the database: {_store_error(error)}") from None
+    finally:
+        store.close()
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if args.json else render_report(report))
+    return 0
+
+
+def _report_days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 365:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 365")
+    return int(text)
+
+
+def _store_error(error: Exception) -> str:
+    return " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def render_report(report: dict[str, Any]) -> str:
+    period = report["period"]
+    lines = [f"Card outcomes for cards issued {period['from']} to {period['to']} ({period['days']} UTC days)"]
+    if report["knowledgeVersions"]:
+        lines[0] += f", knowledge {', '.join(report['knowledgeVersions'])}"
+    header = f"{'card kind':<34} {'shown':>7} {'accepted':>9} {'overridden':>11} {'accept %':>9}"
+    lines += ["", header, "-" * len(header)]
+    for kind in [*report["kinds"], {"display": "all kinds", **report["totals"], "series": report["series"]}]:
+        rate = "-" if kind["acceptanceRate"] is None else f"{kind['acceptanceRate'] * 100:.1f}%"
+        name = kind["display"] if len(kind["display"]) <= 34 else kind["display"][:33] + "…"
+        lines.append(f"{name:<34} {kind['shown']:>7} {kind['accepted']:>9} {kind['overridden']:>11} {rate:>9}")
+        lines.append(f"  shown per day  {_sparkline([day['shown'] for day in kind['series']])}")
+        for reason in kind.get("topOverrideReasons", []):
+            lines.append(f"  overridden: {reason['reason']} ({reason['count']})")
+    if not report["kinds"]:
+        lines.append("(no cards were issued in this period)")
+    if report["unknownCardFeedback"]:
+        lines += ["", f"Feedback naming a card this service never issued: {report['unknownCardFeedback']}"]
+    return "\n".join(lines)
+
+
+def _sparkline(values: list[int]) -> str:
+    top = max(values, default=0)
+    if not top:
+        return _SPARKS[0] * len(values)
+    return "".join(_SPARKS[min(len(_SPARKS) - 1, round(value / top * (len(_SPARKS) - 1)))] for value in values)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,80 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _lower_choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
+def _optional_path(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _public_base_url(raw: str) -> str | None:
+    url = raw.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not _is_http_url(url) or parts.query or parts.fragment:
+        raise ValueError("must be an absolute http(s) URL without query or fragment")
+    return url.rstrip("/")
+
+
+def _host(raw: str) -> str:
+    host = raw.strip()
+    if not host or any(char.isspace() or char in "/@?#" for char in host):
+        raise ValueError("must be a host name or IP address")
+    return host
+
+
+def _optional_absolute_path(raw: str) -> str | None:
+    path = raw.strip()
+    if path and not path.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return path or None
+
+
+def _redis_url(raw: str) -> str | None:
+    url = raw.strip()
+    if url and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return url or None
+
+
+_DATABASE_SCHEMES = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgres": "postgresql+psycopg",
+                     "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
+
+
+def _database_url(raw: str) -> str | None:
+    url = raw.strip()
+    if not url:
+        return None
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in _DATABASE_SCHEMES:
+        raise ValueError("must be a postgresql:// (psycopg) or sqlite:/// URL")
+    return f"{_DATABASE_SCHEMES[scheme.lower()]}://{rest}"
+
+
+def _directory(raw: str) -> str:
+    path = raw.strip()
+    if not path:
+        raise ValueError("must be a directory path")
+    return path
+
+
+def _optional_secret(min_length: int) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        value = raw.strip()
+        if value and len(value) < min_length:
+            raise ValueError(f"must be at least {min_length} characters (e.g. `openssl rand -hex 32`)")
+        return value or None
+    return parse
+
+
 # The public CDS Hooks Sandbox's open test servers send no fhirAuthorization, so a
 # developer trying the sandbox needs them allowed; hospitals override this list.
 SANDBOX_OPEN_FHIR_SERVERS = (
@@ -84,6 +158,7 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     doc: str
+    secret: bool = False  # never echo the value (it may hold a password) in an error
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -91,6 +166,26 @@ SETTINGS: tuple[Setting, ...] = (
             "Card wording and regulatory position: `US` (BMP, FDA) or `UK` (U&E, MHRA)."),
     Setting("CDS_CORS_ORIGINS", "*", _origins,
             "Comma-separated browser origins allowed by CORS, or `*` for any."),
+    Setting("CDS_MODE", "development", _lower_choice("development", "production"),
+            "`production`: every call needs a valid CDS Hooks JWT from a trusted client. `development`: "
+            "unsigned calls are served, with a warning (never expose it). See docs/security.md."),
+    Setting("CDS_PUBLIC_BASE_URL", "", _public_base_url,
+            "The https URL EHRs call, without `/cds-services` (the JWT `aud` is checked against it). "
+            "Required in production."),
+    Setting("CDS_TRUSTED_CLIENTS_FILE", "", _optional_path,
+            "YAML or JSON file of trusted CDS clients: issuers, keys, FHIR servers "
+            "(examples in `deploy/trusted-clients/`). Required in production."),
+    Setting("CDS_JWT_CLOCK_SKEW_SECONDS", "300", _int_between(0, 600),
+            "Clock skew allowed on the JWT's `exp`, `iat` and `nbf`."),
+    Setting("CDS_JWT_MAX_LIFETIME_SECONDS", "3600", _int_between(60, 86400),
+            "Longest a JWT may still be valid when it arrives (`exp` - now); bounds the `jti` replay cache."),
+    Setting("CDS_JWKS_CACHE_SECONDS", "3600", _int_between(60, 86400),
+            "How long a fetched JWK Set is used before it is fetched again (sooner for an unknown `kid`)."),
+    Setting("CDS_JWKS_FETCH_TIMEOUT_SECONDS", "2.0", _positive_float(30.0),
+            "Connect and read timeout for fetching a client's JWK Set."),
+    Setting("REDIS_URL", "", _redis_url,
+            "Redis for the shared `jti` replay cache (all workers and replicas); unset: in memory, per process.",
+            secret=True),
     Setting("CDS_FHIR_DEADLINE_SECONDS", "2.0", _positive_float(30.0),
             "Overall deadline for fetching missing prefetch data from the EHR's FHIR server."),
     Setting("CDS_FHIR_CONNECT_TIMEOUT_SECONDS", "1.0", _positive_float(30.0),
@@ -100,13 +195,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDS_FHIR_MAX_RESPONSE_BYTES", str(10 * 1024 * 1024), _int_between(1024, 1024 ** 3),
             "Largest FHIR response body read; a larger one fails that key (412)."),
     Setting("CDS_OPEN_FHIR_SERVERS", ",".join(SANDBOX_OPEN_FHIR_SERVERS), _base_urls,
-            "FHIR base URLs the service may query without `fhirAuthorization` (open test servers)."),
+            "FHIR base URLs the service may query without `fhirAuthorization` (open test servers) on calls "
+            "not signed by a trusted client (development mode); trusted clients list their own."),
     Setting("CDS_MAX_BODY_BYTES", str(5 * 1024 * 1024), _int_between(1024, 1024 ** 3),
             "Largest accepted request body; larger gets 413."),
     Setting("CDS_LOG_LEVEL", "INFO", _upper_choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "Log level of the service's JSON log lines."),
     Setting("CDS_WORKERS", "2", _int_between(1, 64), "gunicorn worker processes."),
     Setting("CDS_THREADS", "4", _int_between(1, 256), "Threads per gunicorn worker."),
+    Setting("CDS_HOST", "127.0.0.1", _host,
+            "Address `serve` listens on (`--host` overrides); the container image sets `0.0.0.0`."),
+    Setting("CDS_PORT", "8080", _int_between(1, 65535), "Port `serve` listens on (`--port` overrides)."),
+    Setting("CDS_RUNTIME_DIR", "", _optional_absolute_path,
+            "The one directory the server writes to (the container's volume): gunicorn worker heartbeats, "
+            "Prometheus multiprocess files, temporary files. Unset: a new directory under the system "
+            "temporary directory."),
+    Setting("CDS_DATA_DIR", "./var", _directory,
+            "Durable data directory: the embedded SQLite card log and feedback store (created and migrated on "
+            "first start) and, in development, the generated patient-key secret. A volume in containers."),
+    Setting("DATABASE_URL", "", _database_url,
+            "Card log and feedback database, e.g. `postgresql://user@db/cds` (psycopg) for several replicas. "
+            "Unset: SQLite in `CDS_DATA_DIR`. Apply migrations with `fasciculation-cds db upgrade`.",
+            secret=True),
+    Setting("CDS_PATIENT_KEY_SECRET", "", _optional_secret(32),
+            "Secret for the pseudonymous patient key (HMAC-SHA256 of FHIR server or tenant and patient id) "
+            "in the card log; the same on every replica. Required in production; development generates one "
+            "in `CDS_DATA_DIR`.",
+            secret=True),
+    Setting("CDS_ADMIN_TOKEN", "", _optional_secret(32),
+            "Bearer token (or Basic password) for `GET /analytics` and `/analytics.json`. In production "
+            "analytics is refused until it is set; in development the pages are open without it.",
+            secret=True),
+    Setting("CDS_REASSURANCE_WINDOW_DAYS", "90", _int_between(1, 365),
+            "A reassurance card accepted for this patient within this many days makes the next one a short "
+            "reminder instead of repeating it (health anxiety: avoid repeated reassurance)."),
 )
 
 
@@ -123,6 +245,39 @@ class Settings:
     log_level: str
     workers: int
     threads: int
+    host: str
+    port: int
+    runtime_dir: str | None
+    mode: str
+    public_base_url: str | None
+    trusted_clients_file: str | None
+    jwt_clock_skew_seconds: int
+    jwt_max_lifetime_seconds: int
+    jwks_cache_seconds: int
+    jwks_fetch_timeout_seconds: float
+    redis_url: str | None = field(repr=False)
+    data_dir: str
+    database_url: str | None = field(repr=False)
+    patient_key_secret: str | None = field(repr=False)
+    admin_token: str | None = field(repr=False)
+    reassurance_window_days: int
+
+    def __post_init__(self) -> None:
+        # Production must not start in a state where it would trust the Host header or nobody.
+        if self.mode != "production":
+            return
+        if not self.trusted_clients_file:
+            raise ConfigError("CDS_TRUSTED_CLIENTS_FILE: required when CDS_MODE=production "
+                              "(production serves only trusted clients)")
+        if not self.public_base_url:
+            raise ConfigError("CDS_PUBLIC_BASE_URL: required when CDS_MODE=production "
+                              "(the URL EHRs call, checked against the JWT aud)")
+        if not self.public_base_url.startswith("https://"):
+            raise ConfigError(f"CDS_PUBLIC_BASE_URL={self.public_base_url!r}: must be https "
+                              "when CDS_MODE=production")
+        if not self.patient_key_secret:
+            raise ConfigError("CDS_PATIENT_KEY_SECRET: required when CDS_MODE=production (the card log's "
+                              "pseudonymous patient key; without it repeated reassurance goes unrecognised)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,7 +288,8 @@ class Settings:
             try:
                 values[_field_name(setting.env)] = setting.parse(raw)
             except ValueError as error:
-                raise ConfigError(f"{setting.env}={raw!r}: {error}") from None
+                shown = "<hidden>" if setting.secret else repr(raw)
+                raise ConfigError(f"{setting.env}={shown}: {error}") from None
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -148,6 +304,10 @@ def settings_table_markdown() -> str:
     """The README's configuration table, generated so docs cannot drift from code."""
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for setting in SETTINGS:
-        default = setting.default.replace(",", ", ")
-        lines.append(f"| `{setting.env}` | `{default}` | {setting.doc} |")
+        default = f"`{setting.default.replace(',', ', ')}`" if setting.default else "unset"
+        lines.append(f"| `{setting.env}` | {default} | {setting.doc} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `python -m service.config` prints the README's configuration table
+    print(settings_table_markdown())

@@ -3,7 +3,9 @@
 All missing keys are fetched concurrently under one overall deadline: an EHR waits for
 the cards, so a slow FHIR server must cost a 412 on time, not a hung chart. The bearer
 token only ever goes to the EHR's own origin: redirects and Bundle `next` links to any
-other origin are refused, and the token is never logged or kept past the request.
+other origin are refused, and the token is never logged or kept past the request. Every
+connection is opened through `service.ssrf`, which refuses addresses the access's policy
+does not allow (private networks, loopback, cloud metadata) at connection time.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
+from service import metrics
 from service.config import Settings
+from service.ssrf import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, VettedAdapter
 
 log = logging.getLogger("service.fhir")
 
@@ -38,6 +41,7 @@ class FhirFetchError(Exception):
 class FhirAccess:
     base_url: str
     bearer_token: str | None = field(default=None, repr=False)
+    address_policy: AddressPolicy = PUBLIC_ONLY
 
     @property
     def origin(self) -> tuple[str, str, int | None]:
@@ -80,7 +84,8 @@ class FhirClient:
 
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._sessions: OrderedDict[tuple[str, str, int | None], requests.Session] = OrderedDict()
+        self._sessions: OrderedDict[tuple[tuple[str, str, int | None], AddressPolicy],
+                                    requests.Session] = OrderedDict()
         self._sessions_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fhir-fetch")
 
@@ -150,24 +155,36 @@ class FhirClient:
         headers = {"Accept": "application/fhir+json, application/json;q=0.9"}
         if access.bearer_token:
             headers["Authorization"] = f"Bearer {access.bearer_token}"
-        session = self._session_for(access.origin)
+        session = self._session_for(access.origin, access.address_policy)
         for _ in range(_MAX_REDIRECTS + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise FhirFetchError("no answer from the FHIR server before the deadline")
             timeout = (min(self._settings.fhir_connect_timeout_seconds, remaining), remaining)
+            started = time.perf_counter()
             try:
                 response = session.get(url, headers=headers, timeout=timeout, stream=True,
                                        allow_redirects=False)
+            except ForbiddenAddress as refused:
+                _no_answer("refused_address", started)
+                raise FhirFetchError(str(refused).replace("the server", "the FHIR server")) from None
             except requests.Timeout:
+                _no_answer("timeout", started)
                 raise FhirFetchError("no answer from the FHIR server before the deadline") from None
             except requests.RequestException as error:
+                _no_answer("connection_error", started)
                 raise FhirFetchError(f"could not reach the FHIR server ({type(error).__name__})") from None
             with response:
-                if response.is_redirect:
-                    url = self._same_origin_redirect(access, url, response)
-                    continue
-                return self._read_body(response, deadline)
+                try:
+                    if response.is_redirect:
+                        url = self._same_origin_redirect(access, url, response)
+                        continue
+                    return self._read_body(response, deadline)
+                except FhirFetchError:
+                    metrics.count_fhir_error(response.status_code if response.status_code != 200 else "invalid_body")
+                    raise
+                finally:
+                    metrics.observe_fhir_request(response.status_code, time.perf_counter() - started)
         raise FhirFetchError("too many redirects from the FHIR server")
 
     @staticmethod
@@ -209,23 +226,29 @@ class FhirClient:
             raise FhirFetchError("the FHIR server sent JSON that is not a resource")
         return body
 
-    def _session_for(self, origin: tuple[str, str, int | None]) -> requests.Session:
+    def _session_for(self, origin: tuple[str, str, int | None], policy: AddressPolicy) -> requests.Session:
+        key = (origin, policy)
         with self._sessions_lock:
-            session = self._sessions.get(origin)
+            session = self._sessions.get(key)
             if session is not None:
-                self._sessions.move_to_end(origin)
+                self._sessions.move_to_end(key)
                 return session
             session = requests.Session()
             # No proxy variables or .netrc credentials from the environment: what the
             # service sends to a FHIR server must be exactly what the request asked for.
             session.trust_env = False
-            session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=32))
-            session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=32))
-            self._sessions[origin] = session
+            session.mount("http://", VettedAdapter(policy, pool_connections=1, pool_maxsize=32))
+            session.mount("https://", VettedAdapter(policy, pool_connections=1, pool_maxsize=32))
+            self._sessions[key] = session
             if len(self._sessions) > _CACHED_SESSIONS:
                 _, oldest = self._sessions.popitem(last=False)
                 oldest.close()
             return session
+
+
+def _no_answer(status: str, started: float) -> None:
+    metrics.observe_fhir_request(status, time.perf_counter() - started)
+    metrics.count_fhir_error(status)
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:

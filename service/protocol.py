@@ -9,9 +9,13 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from hooks.declaration import CdsService, HookCall
+from service import metrics
+from service.auth import current_client
 from service.errors import CdsError, Issue
+from service.feedback import card_history_for, record_issued_cards
 from service.prefetch import gather
 from service.runtime import Runtime
 from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues
@@ -38,32 +42,61 @@ def discovery() -> Response:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
+    # One log line per call, refused or answered: ids, counts and timings, never patient data.
     started = time.perf_counter()
-    service = runtime().services.get(service_id)
-    if service is None:
-        raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
-    call_request = validate_call(read_json_object(), service)
-    hook_call, how = gather_call_data(service, call_request)
-    result = service.handler(hook_call)
-    log.info("service call", extra={
-        "event": "service_call",
-        "service": service.id,
-        "hookInstance": call_request["hookInstance"],
-        "status": 200,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "card_topics": list(result.topics),
-        "prefetch": how,
-        "skipped_resources": result.skipped_resources,
-    })
+    fields: dict[str, Any] = {"event": "service_call", "service": None, "hookInstance": None}
+    try:
+        service = runtime().services.get(service_id)
+        if service is None:
+            raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
+        fields["service"] = service.id
+        call_request = validate_call(read_json_object(), service)
+        fields["hookInstance"] = call_request["hookInstance"]
+        hook_call, how = gather_call_data(service, call_request)
+        result = service.handler(hook_call)
+        record_issued_cards(service, call_request, result, issued_at=hook_call.now)  # the card log
+    except Exception as error:
+        status = (error.status if isinstance(error, CdsError)
+                  else error.code or 500 if isinstance(error, HTTPException) else 500)
+        if status == 412:
+            metrics.count_precondition_failed(fields["service"])
+            fields["prefetch_failed"] = sorted({
+                where.removeprefix("prefetch.") for issue in error.issues for where in issue.expression
+                if where.startswith("prefetch.")})
+        _log_call(fields, started, status)
+        raise
+    metrics.count_cards(service.id, result.cards)
+    _log_call({**fields, "card_topics": list(result.topics), "prefetch": how,
+               "skipped_resources": result.skipped_resources}, started, 200)
     return json_response({"cards": result.cards})
+
+
+def _log_call(fields: dict[str, Any], started: float, status: int) -> None:
+    caller = current_client()
+    fields = {
+        **fields,
+        # Who asked, for audit; None only for unsigned calls in development mode.
+        "iss": caller and caller.iss,
+        "tenant": caller and caller.tenant,
+        "jti": caller and caller.jti,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    level = logging.WARNING if status == 412 or status >= 500 else logging.INFO
+    log.log(level, "service call" if status == 200 else "service call refused", extra=fields)
 
 
 def read_json_object() -> dict[str, Any]:
     content_type = request.mimetype or ""
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise CdsError.single(415, f"Send the body as application/json, not {content_type}.")
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        # A chunked body (no Content-Length) is cut off at the limit, not refused: refuse it here.
+        raise RequestEntityTooLarge()
     try:
-        body = orjson.loads(request.get_data(cache=False))
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raise CdsError.single(400, f"The request body is not valid JSON: {error}.") from None
     if not isinstance(body, dict):
@@ -96,12 +129,16 @@ def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any
 
 def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tuple[HookCall, dict[str, str]]:
     rt = runtime()
-    gathered = gather(service, call_request, rt.fhir_client, rt.settings)
+    # The authenticated caller decides which FHIR servers may be queried (docs/security.md).
+    gathered = gather(service, call_request, rt.fhir_client, rt.settings, caller=current_client())
+    now = rt.clock()
     hook_call = HookCall(
         hook_instance=call_request["hookInstance"],
         context=call_request["context"],
         data=gathered.data,
-        now=rt.clock(),
+        now=now,
         locale=rt.settings.locale,
+        card_history=card_history_for(service, call_request, now),
+        reassurance_window_days=rt.settings.reassurance_window_days,
     )
     return hook_call, gathered.how

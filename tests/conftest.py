@@ -1,8 +1,11 @@
 """Shared fixtures: apps built with the factory, a probe service, request builders."""
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
+import shutil
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -71,9 +74,15 @@ def no_secret_is_ever_logged():
     assert not leaked, f"{len(leaked)} access token(s) appeared in log output"
 
 
+# One scratch data directory for the run, never the developer's ./var.
+_TEST_DATA_DIR = tempfile.mkdtemp(prefix="fasciculation-cds-tests-")
+atexit.register(shutil.rmtree, _TEST_DATA_DIR, ignore_errors=True)
+
+
 def make_settings(**changes: Any) -> Settings:
     # DEBUG so the suite-wide log capture sees everything the service could ever write.
-    return Settings.from_env({"CDS_LOG_LEVEL": "DEBUG"}).replace(**changes)
+    base = Settings.from_env({"CDS_LOG_LEVEL": "DEBUG", "CDS_DATA_DIR": _TEST_DATA_DIR})
+    return base.replace(**changes)
 
 
 @pytest.fixture

@@ -48,4 +48,4 @@ def test_every_setting_maps_to_a_field():
 
 def test_readme_configuration_table_matches_the_code():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert settings_table_markdown() in readme, "regenerate the README table from service.config"
+    assert settings_table_markdown() in readme, "README table is stale: paste the output of `python -m service.config`"

@@ -1,0 +1,218 @@
+"""Reading and writing the card log and the feedback: every function here is one short transaction.
+
+Writes are exactly-once under any number of concurrent writers, threads or processes: rows carry a
+natural key under a unique constraint (the card uuid; card + outcome + outcomeTimestamp) and are
+inserted with ON CONFLICT DO NOTHING, so a repeat or a race stores nothing twice and fails nothing.
+Each transaction inserts its rows in key order, so two writers with overlapping batches wait for
+each other instead of deadlocking; should PostgreSQL still report a deadlock or a serialization
+failure, the whole (idempotent) transaction is retried.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Insert, and_, case, distinct, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.store.engine import WRITE, DatabaseTarget
+from service.store.models import CardFeedback, IssuedCard
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IssuedCardRow:
+    card_uuid: str
+    service_id: str
+    topic_code: str | None
+    topic_display: str | None
+    knowledge_version: str | None
+    hook_instance: str
+    issued_at: datetime
+    patient_key: str | None
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    card_uuid: str
+    outcome: str  # accepted | overridden
+    outcome_at: datetime
+    accepted_suggestions: tuple[str, ...] | None = None
+    override_reason_system: str | None = None
+    override_reason_code: str | None = None
+    override_reason_display: str | None = None
+    override_comment: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    received: int
+    stored: int  # new rows; received - stored were repeats of rows already stored
+    unknown_cards: int  # of the stored rows, those for a card this service has no record of issuing
+
+
+@dataclass(frozen=True)
+class PastOutcome:
+    topic_code: str | None
+    outcome: str
+    outcome_at: datetime
+
+
+class Store:
+    def __init__(self, engine: Engine, target: DatabaseTarget):
+        self.engine = engine
+        self.target = target
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def record_issued_cards(self, rows: Sequence[IssuedCardRow]) -> None:
+        if not rows:
+            return
+        values = [{
+            "card_uuid": row.card_uuid, "service_id": row.service_id, "topic_code": row.topic_code,
+            "topic_display": row.topic_display, "knowledge_version": row.knowledge_version,
+            "hook_instance": row.hook_instance, "issued_at": row.issued_at, "patient_key": row.patient_key,
+        } for row in sorted(rows, key=lambda row: row.card_uuid)]
+
+        def write() -> None:
+            with self._write() as connection:
+                connection.execute(self._insert_once(IssuedCard), values)
+        _retrying(write)
+
+    def record_feedback(self, service_id: str, rows: Sequence[FeedbackRow], received_at: datetime) -> FeedbackReceipt:
+        """Store a feedback batch in one transaction: all of it, or (on error) none of it."""
+        ordered = sorted(rows, key=lambda row: (row.card_uuid, row.outcome, row.outcome_at))
+
+        def write() -> FeedbackReceipt:
+            with self._write() as connection:
+                return self._insert_feedback(connection, service_id, ordered, received_at)
+        return _retrying(write)
+
+    def _insert_feedback(self, connection: Connection, service_id: str, rows: Sequence[FeedbackRow],
+                         received_at: datetime) -> FeedbackReceipt:
+        stored = unknown = 0
+        uuids = sorted({row.card_uuid for row in rows})
+        known = set(connection.scalars(select(IssuedCard.card_uuid).where(
+            IssuedCard.card_uuid.in_(uuids), IssuedCard.service_id == service_id)))
+        # RETURNING says whether the row was new (DO NOTHING returns no row), whatever the driver's rowcount.
+        statement = self._insert_once(CardFeedback).returning(CardFeedback.id)
+        for row in rows:
+            result = connection.execute(statement, {
+                "card_uuid": row.card_uuid, "service_id": service_id, "outcome": row.outcome,
+                "outcome_at": row.outcome_at,
+                "accepted_suggestions": list(row.accepted_suggestions)
+                if row.accepted_suggestions is not None else None,
+                "override_reason_system": row.override_reason_system,
+                "override_reason_code": row.override_reason_code,
+                "override_reason_display": row.override_reason_display,
+                "override_comment": row.override_comment,
+                "card_known": row.card_uuid in known, "received_at": received_at,
+            })
+            if result.first() is not None:
+                stored += 1
+                unknown += row.card_uuid not in known
+        return FeedbackReceipt(received=len(rows), stored=stored, unknown_cards=unknown)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def card_history(self, service_id: str, patient_key: str, since: datetime, limit: int = 200) -> list[PastOutcome]:
+        """Outcomes of this service's cards for this patient since `since`, newest first."""
+        query = (select(IssuedCard.topic_code, CardFeedback.outcome, CardFeedback.outcome_at)
+                 .join(CardFeedback, _feedback_of_card())
+                 .where(IssuedCard.patient_key == patient_key, IssuedCard.service_id == service_id,
+                        CardFeedback.outcome_at >= since)
+                 .order_by(CardFeedback.outcome_at.desc())
+                 .limit(limit))
+        with self.engine.connect() as connection:
+            return [PastOutcome(topic, outcome, at) for topic, outcome, at in connection.execute(query)]
+
+    def outcome_counts(self, since: datetime, until: datetime) -> dict[str, list[tuple[Any, ...]]]:
+        """The analytics numbers for cards issued in [since, until), grouped by card kind and UTC day.
+
+        shown:     (service, topic, display, day, cards)
+        outcomes:  (service, topic, day, outcome, distinct cards)
+        reasons:   (service, topic, kind of reason, system, code, display, distinct cards)
+        unknown:   (feedback rows for cards never issued, received for outcomes in the period,)
+        versions:  (knowledge version,) of the cards in the period
+        """
+        issued_in_period = and_(IssuedCard.issued_at >= since, IssuedCard.issued_at < until)
+        kind = (IssuedCard.service_id, IssuedCard.topic_code)
+        with self.engine.connect() as connection:
+            day = self._utc_day(connection, IssuedCard.issued_at)
+            shown = connection.execute(
+                select(*kind, func.max(IssuedCard.topic_display), day, func.count())
+                .where(issued_in_period).group_by(*kind, day)).all()
+            outcomes = connection.execute(
+                select(*kind, day, CardFeedback.outcome, func.count(distinct(IssuedCard.card_uuid)))
+                .join(CardFeedback, _feedback_of_card())
+                .where(issued_in_period).group_by(*kind, day, CardFeedback.outcome)).all()
+            reason_kind = case((CardFeedback.override_reason_code.is_not(None), _sql_text("coded")),
+                               (CardFeedback.override_comment.is_not(None), _sql_text("comment")),
+                               else_=_sql_text("none"))
+            reasons = connection.execute(
+                select(*kind, reason_kind, CardFeedback.override_reason_system, CardFeedback.override_reason_code,
+                       func.max(CardFeedback.override_reason_display), func.count(distinct(IssuedCard.card_uuid)))
+                .join(CardFeedback, _feedback_of_card())
+                .where(issued_in_period, CardFeedback.outcome == "overridden")
+                .group_by(*kind, reason_kind, CardFeedback.override_reason_system,
+                          CardFeedback.override_reason_code)).all()
+            unknown = connection.execute(
+                select(func.count()).select_from(CardFeedback)
+                .where(CardFeedback.card_known.is_(False), CardFeedback.outcome_at >= since,
+                       CardFeedback.outcome_at < until)).all()
+            versions = connection.execute(
+                select(distinct(IssuedCard.knowledge_version)).where(issued_in_period)).all()
+        return {"shown": shown, "outcomes": outcomes, "reasons": reasons, "unknown": unknown, "versions": versions}
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE), committed when the block ends without error."""
+        with self.engine.connect().execution_options(**WRITE) as connection, connection.begin():
+            yield connection
+
+    def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
+        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
+        return dialect.insert(model).on_conflict_do_nothing()
+
+    def _utc_day(self, connection: Connection, column: Any) -> ColumnElement[str]:
+        if connection.dialect.name == "sqlite":  # stored as naive UTC text
+            return func.substr(column, 1, 10)
+        return func.to_char(func.timezone(_sql_text("UTC"), column), _sql_text("YYYY-MM-DD"))
+
+
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+_ATTEMPTS = 3
+
+
+def _retrying(write: Callable[[], T]) -> T:
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return write()
+        except DBAPIError as error:
+            if attempt == _ATTEMPTS or getattr(error.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sql_text(constant: str) -> ColumnElement[str]:
+    # Inlined, not bound: PostgreSQL matches GROUP BY expressions to SELECT ones only when identical.
+    return literal_column(f"'{constant}'")
+
+
+def _feedback_of_card() -> ColumnElement[bool]:
+    return and_(CardFeedback.card_uuid == IssuedCard.card_uuid, CardFeedback.service_id == IssuedCard.service_id)

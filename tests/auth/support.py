@@ -1,0 +1,219 @@
+"""Test helpers: signing keys made per test run, token minting, a local HTTP server, production apps.
+
+No private key is ever committed: every key here is generated when the tests run.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from service import create_app
+from tests.conftest import FIXTURE_AS_OF, PROBE_SERVICE, make_settings, patient_view_request
+from tests.secrets import ISSUED, secret_token
+
+PUBLIC_BASE = "https://cds.hospital.test"
+DISCOVERY_PATH = "/cds-services"
+SERVICE_PATH = "/cds-services/probe"
+ISSUER = "https://ehr.hospital.test"
+SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
+SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    alg: str
+    kid: str
+    private_key: Any = field(repr=False)
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        algorithm = ECAlgorithm if self.alg.startswith("ES") else RSAAlgorithm
+        jwk = algorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.public_jwk]}
+
+
+_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+
+
+def new_key(alg: str = "ES384", kid: str | None = None) -> SigningKey:
+    if alg in _CURVES:
+        private = ec.generate_private_key(_CURVES[alg]())
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return SigningKey(alg, kid or str(uuid.uuid4()), private)
+
+
+def claims(aud: str | list[str] = PUBLIC_BASE + SERVICE_PATH, **overrides: Any) -> dict[str, Any]:
+    """The claims the CDS Hooks Sandbox sends: exp = iat + 300, a fresh jti, no tenant."""
+    now = int(time.time())
+    body = {"iss": ISSUER, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    body.update(overrides)
+    return {name: value for name, value in body.items() if value is not _DROP}
+
+
+_DROP = object()
+DROP: Any = _DROP  # claims(jti=DROP) / mint(..., header={"kid": DROP}) leave the field out
+
+
+def mint(key: SigningKey, payload: dict[str, Any] | None = None, *, header: dict[str, Any] | None = None,
+         alg: str | None = None) -> str:
+    headers = {"kid": key.kid, "typ": "JWT", **(header or {})}
+    headers = {name: value for name, value in headers.items() if value is not _DROP}
+    if "typ" not in headers:
+        headers["typ"] = None  # PyJWT adds typ JWT unless told to leave it out
+    # PyJWS, not jwt.encode: the tests need claims of the wrong type too, signed properly.
+    body = json.dumps(payload if payload is not None else claims()).encode()
+    return issued(jwt.PyJWS().encode(body, key.private_key, algorithm=alg or key.alg, headers=headers))
+
+
+def raw_token(header: dict[str, Any], payload: Any, signature: bytes = b"",
+              *, hmac_key: bytes | None = None) -> str:
+    """A token assembled by hand, for the shapes no library would produce."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    if hmac_key is not None:
+        signature = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
+    return issued(f"{signing_input}.{b64(signature)}")
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issued(token: str) -> str:
+    ISSUED.add(token)  # the suite-wide log scan then proves the token is never logged
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- trusted clients and apps -----------------------------------------------------------------------
+
+def client_entry(key: SigningKey | None = None, **fields: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"iss": ISSUER}
+    if key is not None:
+        entry["jwks"] = key.jwks
+    entry.update(fields)
+    return entry
+
+
+def write_clients(directory: Path, *entries: dict[str, Any]) -> Path:
+    path = directory / f"trusted-clients-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(json.dumps({"clients": list(entries)}))
+    return path
+
+
+OPEN_APPS: list[Any] = []  # closed after each test by tests/auth/conftest.py
+
+
+def production_app(directory: Path, *entries: dict[str, Any], **settings: Any):
+    values = {"mode": "production", "public_base_url": PUBLIC_BASE, "patient_key_secret": "p" * 32,
+              "trusted_clients_file": str(write_clients(directory, *entries))}
+    values.update(settings)
+    return app_with(**values)
+
+
+def app_with(**settings: Any):
+    app = create_app(make_settings(**settings), services=[PROBE_SERVICE], clock=lambda: FIXTURE_AS_OF)
+    OPEN_APPS.append(app)
+    return app
+
+
+def fetching_request(fhir_base: str, *, token: bool = True, **overrides: Any) -> dict[str, Any]:
+    """A patient-view call that leaves all prefetch out, so serving it means querying fhir_base."""
+    body = patient_view_request(prefetch={}, fhirServer=fhir_base, **overrides)
+    if token:
+        body["fhirAuthorization"] = {"access_token": secret_token(), "token_type": "Bearer",
+                                     "expires_in": 300, "scope": "user/*.read", "subject": "cds"}
+    return body
+
+
+# -- a local HTTP server ------------------------------------------------------------------------------
+
+@dataclass
+class Recorded:
+    path: str
+    host: str | None
+    authorization: str | None
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 that records requests and serves JWKS, FHIR JSON or redirects.
+
+    routes: path prefix -> (status, headers, body). Anything else is 404.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                server.requests.append(Recorded(self.path, self.headers.get("Host"),
+                                                self.headers.get("Authorization")))
+                for prefix, (status, headers, body) in server.routes.items():
+                    if self.path.startswith(prefix):
+                        break
+                else:
+                    status, headers, body = 404, {"Content-Type": "application/json"}, b"{}"
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def serve_json(self, prefix: str, document: Any, status: int = 200, content_type: str = "application/fhir+json") -> None:
+        self.routes[prefix] = (status, {"Content-Type": content_type}, json.dumps(document).encode())
+
+    def redirect(self, prefix: str, location: str) -> None:
+        self.routes[prefix] = (302, {"Location": location}, b"")
+
+    def serve_empty_fhir(self, prefix: str = "/fhir") -> str:
+        """Answer every FHIR query under prefix with an empty searchset; return the base URL."""
+        self.serve_json(prefix, {"resourceType": "Bundle", "type": "searchset", "entry": []})
+        return self.root + prefix

@@ -1,0 +1,152 @@
+"""Every issued card is logged with a pseudonymous patient key, cheaply, before the response leaves."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from cards import KNOWLEDGE_VERSION
+from service.store import IssuedCardRow, open_store, patient_key, patient_namespace
+from service.store.models import IssuedCard
+from tests.store.support import SERVICE_ID, SERVICE_PATH, TEST_SECRET, app_for, fixture_request, store_settings
+
+
+def logged_cards(app) -> list[IssuedCard]:
+    store = app.extensions["fasciculation_cds_feedback"].store
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(IssuedCard).order_by(IssuedCard.id)).all())
+
+
+def test_every_returned_card_is_logged_with_its_kind_version_and_call(app, client):
+    body = fixture_request("06-thiazide-low-k")
+    cards = client.post(SERVICE_PATH, json=body).get_json()["cards"]
+    rows = logged_cards(app)
+    assert len(cards) == 4
+    assert sorted((row.card_uuid, row.topic_code, row.topic_display) for row in rows) == sorted(
+        (card["uuid"], card["source"]["topic"]["code"], card["source"]["topic"]["display"]) for card in cards)
+    for row in rows:
+        assert row.service_id == SERVICE_ID
+        assert row.knowledge_version == KNOWLEDGE_VERSION
+        assert row.hook_instance == body["hookInstance"]
+        assert row.issued_at == datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
+
+
+def test_the_patient_key_is_an_hmac_of_server_and_patient_and_nothing_is_stored_in_clear(tmp_path):
+    app = app_for(store_settings(tmp_path))
+    body = fixture_request("06-thiazide-low-k", fhirServer="https://EHR.hospital.test/fhir/")
+    app.test_client().post(SERVICE_PATH, json=body)
+    patient_id = body["context"]["patientId"]
+    expected = hmac.new(TEST_SECRET.encode(), b"fhir:https://ehr.hospital.test/fhir\x1f" + patient_id.encode(),
+                        hashlib.sha256).hexdigest()
+    assert {row.patient_key for row in logged_cards(app)} == {expected}
+    # Neither the patient id nor the user nor any name reaches the database file.
+    app.extensions["fasciculation_cds_feedback"].store.close()
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("fasciculation-cds.sqlite3*"))
+    patient_names = [name.get("family") for resource in body["prefetch"].values()
+                     if isinstance(resource, dict) and resource.get("resourceType") == "Patient"
+                     for name in resource.get("name", [])]
+    for secret in [patient_id, body["context"]["userId"], *filter(None, patient_names)]:
+        assert secret.encode() not in raw
+
+
+def test_keys_differ_by_server_by_tenant_and_by_secret():
+    one = patient_key(b"k" * 32, patient_namespace("https://a.test/fhir", None), "123")
+    assert one == patient_key(b"k" * 32, patient_namespace("HTTPS://A.TEST/fhir/", "t1"), "123")
+    assert one != patient_key(b"k" * 32, patient_namespace("https://b.test/fhir", None), "123")
+    assert one != patient_key(b"x" * 32, patient_namespace("https://a.test/fhir", None), "123")
+    assert patient_namespace(None, "acme") == "tenant:acme" and patient_namespace(None, None) == ""
+    assert len(one) == 64 and "123" not in one
+
+
+def test_development_generates_one_secret_per_data_directory_and_warns(tmp_path, caplog):
+    settings = store_settings(tmp_path, patient_key_secret=None)
+    first = app_for(settings).extensions["fasciculation_cds_feedback"].secret
+    second = app_for(settings).extensions["fasciculation_cds_feedback"].secret
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "patient-key.secret").stat().st_mode & 0o777 == 0o600
+    assert any(getattr(r, "event", None) == "development_patient_key_secret" for r in caplog.records)
+
+
+def test_production_never_falls_back_to_a_generated_secret(tmp_path):
+    from service.config import ConfigError
+    with pytest.raises(ConfigError, match="^CDS_PATIENT_KEY_SECRET: required when CDS_MODE=production"):
+        store_settings(tmp_path, patient_key_secret=None, mode="production",
+                       trusted_clients_file="clients.yaml", public_base_url="https://cds.hospital.test")
+    assert not (tmp_path / "patient-key.secret").exists()
+
+
+def test_a_call_without_cards_logs_nothing(app, client):
+    response = client.post(SERVICE_PATH, json=fixture_request("20-negative-no-symptom"))
+    assert response.get_json() == {"cards": []}
+    assert logged_cards(app) == []
+
+
+def test_cards_that_cannot_be_logged_are_not_returned(app, client):
+    store = app.extensions["fasciculation_cds_feedback"].store
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE issued_cards")
+    response = client.post(SERVICE_PATH, json=fixture_request("06-thiazide-low-k"))
+    assert response.status_code == 503
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_same_card_uuid_is_logged_once(tmp_path):
+    store = open_store(store_settings(tmp_path))
+    row = IssuedCardRow(str(uuid.uuid4()), SERVICE_ID, "reassurance", None, "v", "h", datetime.now(UTC), None)
+    store.record_issued_cards([row])
+    store.record_issued_cards([row, row])
+    with store.engine.connect() as connection:
+        assert len(connection.execute(select(IssuedCard)).all()) == 1
+    store.close()
+
+
+# -- cost on the request path ---------------------------------------------------------------------------
+
+def measure(store, calls: int = 200) -> dict[str, float]:
+    """Milliseconds per patient-view's store work: one card-history read and one 3-card log write."""
+    now = datetime.now(UTC)
+    reads, writes = [], []
+    for _ in range(calls):
+        key = uuid.uuid4().hex
+        started = time.perf_counter()
+        store.card_history(SERVICE_ID, key, since=now - timedelta(days=366))
+        reads.append((time.perf_counter() - started) * 1000)
+        rows = [IssuedCardRow(str(uuid.uuid4()), SERVICE_ID, topic, topic.title(), KNOWLEDGE_VERSION,
+                              str(uuid.uuid4()), now, key) for topic in ("workup-incomplete", "cramp-management",
+                                                                         "reassurance")]
+        started = time.perf_counter()
+        store.record_issued_cards(rows)
+        writes.append((time.perf_counter() - started) * 1000)
+
+    def summary(values: list[float]) -> tuple[float, float]:
+        values = sorted(values[10:])  # without the first calls, which open connections
+        return round(statistics.median(values), 3), round(values[int(len(values) * 0.95)], 3)
+
+    (read_p50, read_p95), (write_p50, write_p95) = summary(reads), summary(writes)
+    return {"read_p50": read_p50, "read_p95": read_p95, "write_p50": write_p50, "write_p95": write_p95}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_card_log_write_costs_a_few_milliseconds(backend, tmp_path, request, record_property, capsys):
+    url = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    settings = store_settings(tmp_path, url)
+    if url:
+        from service.store import upgrade_schema
+        upgrade_schema(settings)
+    store = open_store(settings)
+    try:
+        figures = measure(store)
+    finally:
+        store.close()
+    for name, value in figures.items():
+        record_property(f"{backend}_{name}_ms", value)
+    with capsys.disabled():
+        print(f"\n[card log cost, {backend}] " + ", ".join(f"{k} {v} ms" for k, v in figures.items()))
+    # "No more than a few milliseconds": generous bounds, so a busy CI machine does not flake.
+    assert figures["write_p50"] < 10 and figures["read_p50"] < 10, figures
