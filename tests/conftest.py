@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import logging
 import shutil
 import tempfile
 import uuid
@@ -15,6 +14,7 @@ import pytest
 from hooks.declaration import CdsService, HookCall, HookResult
 from service import create_app
 from service.config import Settings
+from tests.logcapture import capturing_all_logs
 from tests.secrets import ISSUED
 
 pytest_plugins = ["tests.fhirserver"]
@@ -50,26 +50,11 @@ PROBE_SERVICE = CdsService(
 )
 
 
-class _EverythingHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(logging.Formatter().format(record) + repr(record.__dict__))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_is_ever_logged():
     """Capture every log record of the whole suite; no access token may appear in any."""
-    handler = _EverythingHandler()
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield
-    root.removeHandler(handler)
-    root.setLevel(previous_level)
+    with capturing_all_logs() as handler:
+        yield
     leaked = sorted({token for token in ISSUED for line in handler.lines if token in line})
     assert not leaked, f"{len(leaked)} access token(s) appeared in log output"
 

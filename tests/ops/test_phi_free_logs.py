@@ -22,6 +22,7 @@ from pythonjsonlogger.json import JsonFormatter
 from service import create_app
 from tests.auth.support import OPEN_APPS, PUBLIC_BASE, bearer, claims, client_entry, mint, write_clients
 from tests.conftest import FIXTURE_AS_OF, make_settings
+from tests.logcapture import CaptureEverything, capturing_all_logs
 from tests.ops.support import REVIEW_SERVICE, fixture_bundles, fixture_requests, leaks
 from tests.secrets import secret_token
 
@@ -29,31 +30,10 @@ SERVICE_PATH = f"/cds-services/{REVIEW_SERVICE}"
 FEEDBACK_PATH = SERVICE_PATH + "/feedback"
 
 
-class CaptureEverything(logging.Handler):
-    """Each record as the service's JSON line would show it, plus all its attributes and arguments."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.json = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-        self.lines: list[str] = []
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.lines.append(self.json.format(record))
-        self.lines.append(repr(record.__dict__))
-
-
 @pytest.fixture
 def captured():
-    handler = CaptureEverything()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    with capturing_all_logs() as handler:
+        yield handler
 
 
 @pytest.fixture
