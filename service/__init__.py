@@ -15,6 +15,7 @@ from service.feedback import install_feedback_loop
 from service.fhir_client import FhirClient
 from service.logging_setup import configure_logging
 from service.metrics import install_metrics
+from service.openapi import install_openapi
 from service.ops import install_ops
 from service.protocol import blueprint
 from service.runtime import Runtime
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
     # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics.
     install_feedback_loop(app, settings)
     install_ops(app, settings)  # /healthz, /readyz, /metrics
+    install_openapi(app)  # /openapi.json, no authentication: it holds no data
     return app

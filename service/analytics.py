@@ -200,7 +200,8 @@ def _credential(authorization: str) -> str | None:
 def _days(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_DAYS
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
         raise CdsError.single(400, f"days must be a whole number from 1 to {MAX_DAYS}.", expression=["days"])
     return int(raw)
 

@@ -64,7 +64,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="UTC days up to today (1-365, default 30)")
     report.add_argument("--json", action="store_true", help="print the same numbers as /analytics.json")
     report.set_defaults(run=_report)
+
+    commands.add_parser("openapi", help="print the OpenAPI document (as GET /openapi.json; docs/openapi.json)"
+                        ).set_defaults(run=_openapi)
     return parser
+
+
+def _openapi(args: argparse.Namespace) -> int:  # noqa: ARG001
+    from service.openapi import document_text
+    sys.stdout.write(document_text())
+    return 0
 
 
 def _instant(text: str) -> datetime:

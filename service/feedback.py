@@ -27,7 +27,7 @@ from service import metrics
 from service.auth import current_client
 from service.config import Settings
 from service.errors import CdsError
-from service.schemas import CodingSchema, validation_issues
+from service.schemas import TOKEN_CHAR, CodingSchema, FullMatch, validation_issues
 from service.store import (FeedbackRow, IssuedCardRow, Store, StoreError, open_store, patient_key,
                            patient_key_secret, patient_namespace)
 
@@ -116,8 +116,11 @@ def store_available(operation: str) -> Iterator[None]:
 # -- POST /cds-services/{id}/feedback -------------------------------------------------------------
 
 # RFC 3339 §5.6 date-time: full date, 'T', full time with seconds, optional fraction, Z or an offset.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-_CARD_ID = re.compile(r"^\S{1,128}$")
+# ASCII digits only (Python's \d takes any script's); no leap second (:60), which datetime cannot hold.
+# The OpenAPI contract (service/openapi.py) states the same pattern.
+RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_CARD_ID = re.compile(rf"^{TOKEN_CHAR}{{1,128}}$")
 
 
 class Rfc3339DateTime(fields.Field):
@@ -125,7 +128,7 @@ class Rfc3339DateTime(fields.Field):
                                          "e.g. 2026-11-15T09:05:31Z"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        if not isinstance(value, str) or not _RFC3339.match(value):
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
             raise self.make_error("invalid")
         text = value.upper().replace("Z", "+00:00")
         fraction = re.search(r"\.(\d+)", text)
@@ -157,7 +160,7 @@ class OverrideReasonSchema(_Object):
 
 
 class FeedbackItemSchema(_Object):
-    card = fields.Str(required=True, validate=validate.Regexp(
+    card = fields.Str(required=True, validate=FullMatch(
         _CARD_ID, error="must be the card's uuid (a non-blank identifier of at most 128 characters)"))
     outcome = fields.Str(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestionSchema), validate=validate.Length(max=100))

@@ -18,9 +18,21 @@ from service.errors import Issue
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # patient-view `userId` (hook 1.1): a reference to who is looking at the chart.
 USER_REFERENCE = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
+# No white space (as Python and JavaScript regular expressions define it: the patterns are also the
+# OpenAPI contract's) and no control character; spelt out because `\S` differs between the two.
+TOKEN_CHAR = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 # hookInstance is a UUID per the spec; EHRs differ in case and braces, so accept any
 # non-blank token of sane length rather than refuse a real EHR's call.
-HOOK_INSTANCE = re.compile(r"^\S{1,128}$")
+HOOK_INSTANCE = re.compile(rf"^{TOKEN_CHAR}{{1,128}}$")
+
+
+class FullMatch(validate.Regexp):
+    """validate.Regexp over the whole value: Python's `$` also matches before a final newline."""
+
+    def __call__(self, value: str) -> str:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class _Strict(Schema):
@@ -28,18 +40,31 @@ class _Strict(Schema):
         unknown = EXCLUDE
 
 
+class JsonInteger(fields.Int):
+    """A JSON integer: JSON (and JSON Schema) make no difference between 300 and 300.0, so neither
+    does this; strings, booleans and fractions are refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
 class FhirAuthorizationSchema(_Strict):
     access_token = fields.Str(required=True, validate=validate.Length(min=1))
     token_type = fields.Str(required=True, validate=validate.OneOf(["Bearer"]))
-    expires_in = fields.Int(required=True, strict=True, validate=validate.Range(min=0))
+    expires_in = JsonInteger(required=True, validate=validate.Range(min=0))
     scope = fields.Str(required=True, validate=validate.Length(min=1))
     subject = fields.Str(required=True, validate=validate.Length(min=1))
-    patient = fields.Str(validate=validate.Regexp(FHIR_ID))
+    patient = fields.Str(validate=FullMatch(FHIR_ID))
 
 
 class CdsRequestSchema(_Strict):
     hook = fields.Str(required=True, validate=validate.Length(min=1))
-    hookInstance = fields.Str(required=True, validate=validate.Regexp(
+    hookInstance = fields.Str(required=True, validate=FullMatch(
         HOOK_INSTANCE, error="must be a non-blank identifier (a UUID) of at most 128 characters"))
     fhirServer = fields.Url(schemes={"http", "https"}, require_tld=False)
     fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
@@ -54,11 +79,11 @@ class CdsRequestSchema(_Strict):
 
 
 class PatientViewContextSchema(_Strict):
-    userId = fields.Str(required=True, validate=validate.Regexp(
+    userId = fields.Str(required=True, validate=FullMatch(
         USER_REFERENCE,
         error="must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id> or RelatedPerson/<id>"))
-    patientId = fields.Str(required=True, validate=validate.Regexp(FHIR_ID, error="must be a FHIR id"))
-    encounterId = fields.Str(validate=validate.Regexp(FHIR_ID, error="must be a FHIR id"))
+    patientId = fields.Str(required=True, validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
+    encounterId = fields.Str(validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
 
 
 # Context schema per hook, from the CDS Hooks hook library.

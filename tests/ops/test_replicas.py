@@ -9,120 +9,32 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from tests.auth.support import bearer, claims, client_entry, mint, write_clients
 from tests.ops.conftest import require
 from tests.ops.support import REVIEW_SERVICE, ROOT, fixture_requests, leaks
+from tests.servers import ServiceProcess, command, find_postgres, postgres_schema
 
 pytestmark = pytest.mark.integration
 
 PUBLIC_BASE = "https://cds.replicas.test"
 SERVICE_PATH = f"/cds-services/{REVIEW_SERVICE}"
 FEEDBACK_PATH = f"{SERVICE_PATH}/feedback"
-POSTGRES_CANDIDATES = (
-    os.environ.get("CDS_TEST_POSTGRES_URL", ""),
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-)
-
-
-def sqlalchemy_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh schema on the machine's PostgreSQL, dropped afterwards (CI has one; elsewhere skip)."""
-    problems = []
-    server = None
-    for url in filter(None, POSTGRES_CANDIDATES):
-        engine = create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            server = url
-            break
-        except OperationalError as error:
-            problems.append(f"{engine.url.render_as_string(hide_password=True)}: {type(error.orig).__name__}")
-        finally:
-            engine.dispose()
+    server, problems = find_postgres()
     require(server is not None, "PostgreSQL is not reachable (" + "; ".join(problems) + ")")
-    schema = f"cds_replicas_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(sqlalchemy_url(server))
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in server else "?"
-    try:
-        yield f"{server}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def command(*args: str) -> list[str]:
-    script = Path(sys.executable).with_name("fasciculation-cds")
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "service.cli", *args]
-
-
-class Replica:
-    def __init__(self, name: str, env: dict[str, str], tmp_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        directory = tmp_path / name
-        directory.mkdir()
-        self.stderr_path = directory / "stderr.log"
-        env = {**env, "CDS_PORT": str(self.port), "CDS_DATA_DIR": str(directory / "data"),
-               "CDS_RUNTIME_DIR": str(directory / "run")}
-        with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(command("serve"), env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                            stdout=stderr, stderr=stderr)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"replica stopped:\n{self.stderr()}"
-            try:
-                response = requests.get(self.url + "/readyz", timeout=2)
-                if response.status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"replica not ready in 30 s:\n{self.stderr()}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+    with postgres_schema(server, "cds_replicas") as url:
+        yield url
 
 
 def test_two_replicas_share_feedback_and_refuse_a_replayed_jwt(tmp_path, postgres_url, redis_url, es384):
@@ -146,7 +58,7 @@ def test_two_replicas_share_feedback_and_refuse_a_replayed_jwt(tmp_path, postgre
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
 
-    first, second = Replica("first", env, tmp_path), Replica("second", env, tmp_path)
+    first, second = ServiceProcess("first", env, tmp_path), ServiceProcess("second", env, tmp_path)
     try:
         first.wait_ready()
         second.wait_ready()
