@@ -27,22 +27,14 @@ from typing import Any
 
 import orjson
 
+from fixtures.build import (COND_CATEGORY, COND_CLINICAL, COND_VER, ICD10CM, LOINC, OBS_CATEGORY,
+                            OBS_INTERPRETATION, RXNORM, SCT, UCUM)
 from hooks.fasciculation_review import SERVICE
 
 SERVICE_ID = SERVICE.id
 FHIR_SERVER = "https://ehr.bench.example/fhir/R4"
 USER_ID = "Practitioner/bench-clinician"
 
-SCT = "http://snomed.info/sct"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-UCUM = "http://unitsofmeasure.org"
-COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-COND_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-OBS_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 HTEST = {"tag": [{"system": ACT_REASON, "code": "HTEST", "display": "test health data"}]}
 
