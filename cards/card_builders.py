@@ -221,7 +221,7 @@ def _static_card(topic: str, indicator: str) -> Callable[[list[Finding], CardCon
 # ---- reassurance and advice -------------------------------------------------------------------------
 def reassurance(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, REASSURANCE
-    given_on = ctx.options.reassurance_given_on
+    given_on = ctx.options.reassurance_date()
     if _recent_reassurance(given_on, ctx):
         day = given_on.isoformat()
         return [assemble(ctx, topic, t.topic(topic, "summary", "repeat").format(date=day), "info",

@@ -21,6 +21,7 @@ KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
 SHAPES = {"settings": shapes.SETTINGS, "findings": shapes.FINDINGS, "labs": shapes.LABS,
           "medications": shapes.MEDICATIONS, "texts": shapes.TEXTS}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DEFAULT_DIRECTORY = str(KNOWLEDGE_DIR.resolve())
 
 __all__ = ["KNOWLEDGE_DIR", "Knowledge", "KnowledgeError", "load_knowledge", "normalise_text", "Analyte", "CodeKey",
            "Concept", "Ingredient", "LabCode", "Order", "Thresholds"]
@@ -28,7 +29,9 @@ __all__ = ["KNOWLEDGE_DIR", "Knowledge", "KnowledgeError", "load_knowledge", "no
 
 def load_knowledge(directory: Path | str | None = None) -> Knowledge:
     """Load, validate and index the knowledge files; cached, so repeated calls are free."""
-    return _load(str(Path(directory or KNOWLEDGE_DIR).resolve()))
+    if not directory:  # every review asks for the default: no path resolution (a syscall per part) each time
+        return _load(_DEFAULT_DIRECTORY)
+    return _load(str(Path(directory).resolve()))
 
 
 @lru_cache(maxsize=4)

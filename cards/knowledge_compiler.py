@@ -6,8 +6,8 @@ from collections import defaultdict
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from cards.knowledge_model import (Analyte, CodeKey, Concept, Ingredient, Knowledge, KnowledgeError, LabCode, Order,
-                                   Thresholds, normalise_text)
+from cards.knowledge_model import (TRIGGER_GROUPS, Analyte, CodeKey, Concept, Ingredient, Knowledge, KnowledgeError,
+                                   LabCode, Order, Thresholds, bare_code, normalise_text)
 
 FILE_NAMES = {"settings": "settings.yaml", "findings": "findings.yaml", "labs": "labs.yaml",
               "medications": "medications.yaml", "texts": "texts.yaml"}
@@ -82,6 +82,7 @@ class Compiler:
                 | {code for (system, code) in self._keys("findings", "pregnancy_status", pregnancy["observation_codes"])
                    if system == "loinc"})),
             finding_codes=self._finding_codes(concepts, findings, lab_codes),
+            **self._trigger_codes(findings, concepts),
         )
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -141,6 +142,15 @@ class Compiler:
         # Longest prefix first, so a more specific category wins.
         ordered = {system: tuple(sorted(items, key=lambda item: -len(item[0]))) for system, items in prefixes.items()}
         return exact, ordered
+
+    @staticmethod
+    def _trigger_codes(findings: Mapping[str, Any], concepts: Mapping[str, Concept]) -> dict[str, Any]:
+        codes, prefixes = set(), set()
+        for key, entry in findings["concepts"].items():
+            if concepts[key].group in TRIGGER_GROUPS:
+                for code in entry["codes"]:
+                    (prefixes if code.get("prefix") else codes).add(bare_code(code["code"]))
+        return {"trigger_codes": frozenset(codes), "trigger_code_prefixes": tuple(sorted(prefixes))}
 
     def _analytes(self, labs: Mapping[str, Any]):
         analytes, lab_codes = {}, {}

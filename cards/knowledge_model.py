@@ -120,9 +120,21 @@ class Knowledge:
     texts: Mapping[str, Any]
     lab_loinc_codes: tuple[str, ...]
     finding_codes: tuple[str, ...]
+    # Codes (upper case, dots removed, any system) of the trigger concepts: the index symptoms and the
+    # differentials. A chart none of whose codes is among them gets no card (view_builder.may_trigger).
+    trigger_codes: frozenset[str]
+    trigger_code_prefixes: tuple[str, ...]
 
     def system_of(self, uri: Any) -> str | None:
         return self.system_by_uri.get(uri) if isinstance(uri, str) else None
+
+
+TRIGGER_GROUPS = frozenset({"index", "differential"})  # without a finding of these groups no rule runs
+
+
+def bare_code(code: str) -> str:
+    """A code compared without case, surrounding space or dots (ICD-10 is written both ways)."""
+    return code.strip().upper().replace(".", "")
 
 
 class KnowledgeError(RuntimeError):

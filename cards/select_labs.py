@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from functools import cached_property
+from typing import Any, Callable, Iterator, Mapping
 
 from cards.fhir_raw import as_dict, as_list, codings, display_date, parse_datetime, reference_to
 from cards.knowledge_base import Knowledge, LabCode
@@ -25,9 +26,14 @@ _HIGH_FLAGS = frozenset({"H", "HH", "HU", ">"})
 
 @dataclass
 class _Candidate:
-    rank: tuple[datetime, datetime, int]
     resource: Mapping[str, Any]
     lab: LabCode
+    status: str
+
+    @cached_property
+    def rank(self) -> tuple[datetime, datetime, int]:
+        # Dates are parsed only when an analyte's results are ranked, not for every Observation offered.
+        return _rank(self.resource, self.status)
 
 
 @dataclass
@@ -49,7 +55,7 @@ class LabCandidates:
             if lab is not None:
                 bucket = self.accepted if status in ACCEPTED else self.preliminary
                 bucket.setdefault(lab.analyte, []).append(
-                    _Candidate(_rank(resource, status), resource, lab))
+                    _Candidate(resource, lab, status))
                 return True
             if key in knowledge.pregnancy_observation_codes and status in ACCEPTED:
                 self.pregnancy.append(resource)
@@ -59,6 +65,17 @@ class LabCandidates:
 
 def _by_rank(candidate: _Candidate) -> tuple[datetime, datetime, int]:
     return candidate.rank
+
+
+def _newest_first(candidates: list[_Candidate]) -> Iterator[_Candidate]:
+    """The candidates newest first, as sorted(reverse=True) gives them. The newest is usually the one
+    used, and finding it is one pass; the full sort happens only when it is passed over."""
+    if not candidates:
+        return
+    newest = max(candidates, key=_by_rank)
+    yield newest
+    # sorted() is stable and max() returns the first of equal maxima: the sort starts with `newest`.
+    yield from sorted(candidates, key=_by_rank, reverse=True)[1:]
 
 
 def _rank(resource: Mapping[str, Any], status: str) -> tuple[datetime, datetime, int]:
@@ -84,7 +101,7 @@ def pick_latest(candidates: LabCandidates, knowledge: Knowledge, sex: str | None
     for analyte in candidates.accepted.keys() | candidates.preliminary.keys():
         first_unusable = None
         for pool in (candidates.accepted, candidates.preliminary):
-            for candidate in sorted(pool.get(analyte, ()), key=_by_rank, reverse=True):
+            for candidate in _newest_first(pool.get(analyte, ())):
                 result = _to_result(candidate, knowledge, sex)
                 if result is None:
                     first_unusable = first_unusable or candidate

@@ -10,6 +10,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Mapping
 
+from cards.knowledge_model import TRIGGER_GROUPS
+
 _EMPTY: Mapping = MappingProxyType({})
 
 
@@ -142,7 +144,7 @@ class PatientView:
 
     @property
     def has_trigger(self) -> bool:
-        return any(finding.group in ("index", "differential") for finding in self.findings)
+        return any(finding.group in TRIGGER_GROUPS for finding in self.findings)
 
     @property
     def abi(self) -> LabResult | None:

@@ -3,6 +3,13 @@
 One pass over the resources picks out, on the raw JSON, those that can matter (resource type, code in
 a value set, status). Only those are validated with the fhir.resources R4B models; a resource that
 fails validation or is not even a JSON object is skipped and counted, never raised.
+
+Most chart openings are of patients without a trigger symptom, and get no card; they should cost next
+to nothing. `may_trigger()` first looks only at the codes of Conditions and Observations: when none is
+a code of an index symptom or a differential, nothing else is read. Otherwise the pass reads the
+symptoms and diagnoses at once and puts medicines and orders aside: `collect()` tells whether the chart
+really has a trigger (status, recency and patient count too), and only then does
+`PatientPass.complete()` read the rest. `build_view()` reads everything.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cards.fhir_raw import age_in_years, as_str, codings, referenced_patient_id, reference_to
 from cards.knowledge_base import Knowledge
+from cards.knowledge_model import TRIGGER_GROUPS, bare_code
 from cards.select_findings import select_condition, select_finding_observation
 from cards.select_labs import LabCandidates, pick_latest, pregnancy_from_observations
 from cards.select_medications import select_medication, tapered_or_stopped_within
@@ -30,7 +38,7 @@ MODELS = {"Patient": Patient, "Condition": Condition, "Observation": Observation
           "ServiceRequest": ServiceRequest}
 
 
-class _Pass:
+class PatientPass:
     """State of one review: the candidates found and the number of resources skipped."""
 
     def __init__(self, knowledge: Knowledge, patient_id: str, now: datetime) -> None:
@@ -41,13 +49,9 @@ class _Pass:
         self.labs = LabCandidates()
         self.medications: list[MedicationUse] = []
         self.orders: list[ActiveOrder] = []
+        self._deferred: list[tuple[Handler, Mapping[str, Any]]] = []
         self._seen: set[tuple[str, str]] = set()
         self._order_codes = knowledge.referral_order_codes.union(*(o.covered_by for o in knowledge.orders.values()))
-        self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
-            "Patient": self.patients.append, "Condition": self._condition, "Observation": self._observation,
-            "MedicationRequest": self._medication, "MedicationStatement": self._medication,
-            "ServiceRequest": self._service_request,
-        }
 
     def valid(self, resource: Mapping[str, Any]) -> bool:
         """R4B validation of a selected resource; failures are counted as skipped."""
@@ -63,7 +67,7 @@ class _Pass:
                 not isinstance(resource.get("resourceType"), str):
             self.skipped += 1
             return
-        handler = self._handlers.get(resource["resourceType"])
+        handler = _HANDLERS.get(resource["resourceType"])
         if handler is None:
             return
         resource_id = resource.get("id")
@@ -76,11 +80,25 @@ class _Pass:
             owner = referenced_patient_id(resource)
             if owner is not None and owner != self.patient_id:
                 return
+        if resource["resourceType"] in _LATER:
+            self._deferred.append((handler, resource))
+            return
+        self._handle(handler, resource)
+
+    def _handle(self, handler: Handler, resource: Mapping[str, Any]) -> None:
         try:
-            handler(resource)
+            handler(self, resource)
         except (TypeError, ValueError, AttributeError, KeyError):
             # Raw readers are defensive; this guards against shapes nobody anticipated.
             self.skipped += 1
+
+    @property
+    def has_trigger(self) -> bool:
+        """An index symptom or a differential diagnosis: without one no rule runs (PatientView.has_trigger)."""
+        return any(finding.group in TRIGGER_GROUPS for finding in self.findings)
+
+    def _patient(self, resource: Mapping[str, Any]) -> None:
+        self.patients.append(resource)
 
     def _condition(self, resource: Mapping[str, Any]) -> None:
         finding = select_condition(resource, self.knowledge, self.now)
@@ -115,14 +133,92 @@ class _Pass:
         chosen = chosen or (self.patients[0] if self.patients else None)
         return chosen if chosen is not None and self.valid(chosen) else None
 
+    def complete(self) -> PatientView:
+        """Read the medicines and orders put aside, validate the latest results: the whole view."""
+        deferred, self._deferred = self._deferred, []
+        for handler, resource in deferred:
+            self._handle(handler, resource)
+        return _view(self)
 
-def build_view(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledge: Knowledge) -> PatientView:
-    state = _Pass(knowledge, patient_id, now)
+    def findings_only(self) -> PatientView:
+        """The view of a chart without a trigger: its findings; nothing else was read."""
+        return PatientView(
+            patient_id=self.patient_id, now=self.now, age_years=None, sex=None, pregnant=False,
+            pregnancy_evidence=None, findings=tuple(self.findings), labs=MappingProxyType({}),
+            lab_gaps=MappingProxyType({}), medications=(), orders=(), skipped_resources=self.skipped,
+            steroid_taper_or_stop=())
+
+
+Handler = Callable[[PatientPass, Mapping[str, Any]], None]
+# Plain functions, not bound methods kept on the instance: a pass must not reference itself, or it and
+# every resource it holds would outlive the review until the cyclic garbage collector came by.
+_HANDLERS: dict[str, Handler] = {
+    "Patient": PatientPass._patient, "Condition": PatientPass._condition, "Observation": PatientPass._observation,
+    "MedicationRequest": PatientPass._medication, "MedicationStatement": PatientPass._medication,
+    "ServiceRequest": PatientPass._service_request,
+}
+# Read in complete(), only for a chart with a trigger symptom.
+_LATER = frozenset({"MedicationRequest", "MedicationStatement", "ServiceRequest"})
+
+
+def may_trigger(resources: Iterable[Any], knowledge: Knowledge) -> bool:
+    """Whether any Condition or Observation carries a code of a trigger concept, whatever its system,
+    status, date or patient: a superset of PatientPass.has_trigger that reads one element per resource.
+
+    Written for speed (it looks at every resource of every chart opened): plain JSON is walked
+    directly; anything else that is not plain JSON answers True, and the full pass decides."""
+    codes, prefixes = knowledge.trigger_codes, knowledge.trigger_code_prefixes
+    for resource in resources:
+        if type(resource) is not dict:
+            if isinstance(resource, Mapping):
+                return True
+            continue
+        if resource.get("resourceType") not in ("Condition", "Observation"):
+            continue
+        concept = resource.get("code")
+        coding_list = concept.get("coding") if type(concept) is dict else None
+        if type(coding_list) is not list:
+            if isinstance(concept, Mapping):
+                return True
+            continue
+        for coding in coding_list:
+            code = coding.get("code") if type(coding) is dict else None
+            if type(code) is str:
+                if code in codes:
+                    return True
+                bare = bare_code(code)
+                if bare in codes or bare.startswith(prefixes):
+                    return True
+            elif isinstance(coding, Mapping) or isinstance(code, str):
+                return True
+    return False
+
+
+def unread(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledge: Knowledge) -> PatientPass:
+    """The pass for a chart that may_trigger() ruled out: nothing read; what is not a resource counted."""
+    state = PatientPass(knowledge, patient_id, now)
+    state.skipped = sum(1 for resource in resources if not (type(resource) is dict or isinstance(resource, Mapping))
+                        or not isinstance(resource.get("resourceType"), str))
+    return state
+
+
+def collect(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledge: Knowledge) -> PatientPass:
+    """The pass over the resources: findings read, medicines and orders put aside for complete()."""
+    state = PatientPass(knowledge, patient_id, now)
     try:
         for resource in resources:
             state.offer(resource)
     except TypeError:
         state.skipped += 1  # `resources` itself was not iterable
+    return state
+
+
+def build_view(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledge: Knowledge) -> PatientView:
+    return collect(resources, patient_id=patient_id, now=now, knowledge=knowledge).complete()
+
+
+def _view(state: PatientPass) -> PatientView:
+    knowledge, patient_id, now = state.knowledge, state.patient_id, state.now
     patient = state.patient() or {}
     sex = patient.get("gender") if patient.get("gender") in ("male", "female") else None
     labs, gaps = pick_latest(state.labs, knowledge, sex, state.valid)

@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 
 from cards import review
 from cards.api import ReviewOptions
+from cards.knowledge_base import load_knowledge
+from cards.view_builder import collect, may_trigger
 from hooks.registry import ALL_SERVICES
 from service import create_app
 from service.schemas import CardSchema, CardsResponseSchema
 from tests.conftest import FIXTURE_AS_OF, make_settings
-from tests.robustness.fhir_strategies import ANYTHING, CHARTS, DATES, RESOURCES, fhir_dates
+from tests.robustness.fhir_strategies import ANYTHING, CHARTS, DATES, FIXTURE_CHARTS, RESOURCES, fhir_dates
 
 pytestmark = pytest.mark.fuzz
 
@@ -138,6 +140,22 @@ def test_review_of_any_chart_gives_cards_that_pass_the_card_schema(patient_chart
     assert len({card["uuid"] for card in result.cards}) == len(result.cards)
     assert 0 <= result.skipped_resources <= len(chart)
     assert chart == before, "review() must not change the resources it is given"
+
+
+@PROPERTY
+@given(patient_chart=CHARTS, now=NOW)
+def test_the_no_symptom_screen_never_rules_out_a_chart_with_a_trigger(patient_chart, now):
+    """review() skips the whole pass when may_trigger() says no: that must never hide a trigger."""
+    patient_id, chart = patient_chart
+    state = collect(chart, patient_id=patient_id, now=now, knowledge=load_knowledge())
+    if state.has_trigger:
+        assert may_trigger(chart, load_knowledge())
+
+
+@pytest.mark.parametrize("patient_id, chart", FIXTURE_CHARTS, ids=lambda value: value if isinstance(value, str) else "")
+def test_the_screen_agrees_with_the_full_pass_on_every_fixture_chart(patient_id, chart):
+    state = collect(chart, patient_id=patient_id, now=FIXTURE_AS_OF, knowledge=load_knowledge())
+    assert may_trigger(chart, load_knowledge()) or not state.has_trigger
 
 
 @PROPERTY
