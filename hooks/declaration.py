@@ -7,7 +7,7 @@ and supplies the handler that turns the gathered FHIR data into cards.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -41,8 +41,9 @@ class HookCall:
     now: datetime
     locale: str
     # This patient's earlier card outcomes from this service (the last year, newest first); empty
-    # when the service has none or the call names no patient.
-    card_history: tuple[CardOutcome, ...] = ()
+    # when the service has none or the call names no patient. The service hands over a
+    # DeferredHistory: the store is read only if the hook looks.
+    card_history: Sequence[CardOutcome] = ()
     # Deployment setting (CDS_REASSURANCE_WINDOW_DAYS): how recent an accepted reassurance card must
     # be for the next one to be a short reminder.
     reassurance_window_days: int = 90
@@ -50,6 +51,35 @@ class HookCall:
     @property
     def resources(self) -> list[Mapping[str, Any]]:
         return [resource for resources in self.data.values() for resource in resources]
+
+
+class DeferredHistory(Sequence[CardOutcome]):
+    """Card outcomes loaded on first use. Most chart openings produce no card that depends on the
+    patient's history, so most never pay for the database read; an error loading it surfaces where
+    the hook first looks, inside the call."""
+
+    __slots__ = ("_load", "_items")
+
+    def __init__(self, load: Callable[[], Iterable[CardOutcome]]):
+        self._load = load
+        self._items: tuple[CardOutcome, ...] | None = None
+
+    def _loaded(self) -> tuple[CardOutcome, ...]:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._loaded()[index]
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def __iter__(self) -> Iterator[CardOutcome]:
+        return iter(self._loaded())
+
+    def __repr__(self) -> str:
+        return "DeferredHistory(not loaded)" if self._items is None else f"DeferredHistory({self._items!r})"
 
 
 @dataclass(frozen=True)

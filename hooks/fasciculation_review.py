@@ -36,7 +36,8 @@ REASSURANCE_TOPIC = "reassurance"
 
 
 def review_chart(call: HookCall) -> HookResult:
-    options = ReviewOptions(locale=call.locale, reassurance_given_on=reassurance_given_on(call))
+    # The history is read (from the store) only when a reassurance card is being written.
+    options = ReviewOptions(locale=call.locale, reassurance_lookup=lambda: reassurance_given_on(call))
     result = review(call.resources, patient_id=call.context["patientId"], now=call.now, options=options)
     return HookResult(cards=result.cards, topics=result.topics, skipped_resources=result.skipped_resources,
                       knowledge_version=KNOWLEDGE_VERSION)

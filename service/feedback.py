@@ -76,6 +76,8 @@ def feedback_loop() -> FeedbackLoop:
 def record_issued_cards(service: CdsService, call_request: Mapping[str, Any], result: HookResult,
                         issued_at: datetime) -> None:
     """Log each returned card before the response leaves; 503 if it cannot be logged."""
+    if not result.cards:
+        return  # most calls: nothing to log, so no patient key to derive either
     loop = feedback_loop()
     key = loop.patient_key(call_request)
     rows = []

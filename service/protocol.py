@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -11,7 +13,7 @@ from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from hooks.declaration import CdsService, HookCall
+from hooks.declaration import CdsService, DeferredHistory, HookCall
 from service import metrics
 from service.auth import current_client
 from service.errors import CdsError, Issue
@@ -25,6 +27,23 @@ blueprint = Blueprint("cds_hooks", __name__)
 
 _REQUEST_SCHEMA = CdsRequestSchema()
 _CONTEXT_SCHEMAS = {hook: schema() for hook, schema in CONTEXT_SCHEMAS.items()}
+
+# A call whose body is larger than this (a chart of thousands of results) waits for any other such
+# call in the same process to finish. Parsed, a 2 MB chart is some 15 MB of Python objects; with one
+# at a time a worker's memory stays bounded whatever its thread count, and nothing is lost: the work
+# is CPU-bound under the GIL, so running such calls side by side would not finish them any sooner.
+LARGE_BODY_BYTES = 512 * 1024
+_large_calls = threading.Lock()
+
+
+@contextmanager
+def _one_large_call_at_a_time() -> Iterator[None]:
+    length = request.content_length
+    if length is not None and length <= LARGE_BODY_BYTES:
+        yield
+        return
+    with _large_calls:  # large, or chunked (no Content-Length: its size is known only once read)
+        yield
 
 
 def runtime() -> Runtime:
@@ -50,11 +69,13 @@ def call_service(service_id: str) -> Response:
         if service is None:
             raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
         fields["service"] = service.id
-        call_request = validate_call(read_json_object(), service)
-        fields["hookInstance"] = call_request["hookInstance"]
-        hook_call, how = gather_call_data(service, call_request)
-        result = service.handler(hook_call)
-        record_issued_cards(service, call_request, result, issued_at=hook_call.now)  # the card log
+        with _one_large_call_at_a_time():
+            call_request = validate_call(read_json_object(), service)
+            fields["hookInstance"] = call_request["hookInstance"]
+            hook_call, how = gather_call_data(service, call_request)
+            result = service.handler(hook_call)
+            record_issued_cards(service, call_request, result, issued_at=hook_call.now)  # the card log
+            del call_request, hook_call  # the chart: freed before the next large call goes ahead
     except Exception as error:
         status = (error.status if isinstance(error, CdsError)
                   else error.code or 500 if isinstance(error, HTTPException) else 500)
@@ -138,7 +159,8 @@ def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tu
         data=gathered.data,
         now=now,
         locale=rt.settings.locale,
-        card_history=card_history_for(service, call_request, now),
+        # Read from the store only if the hook looks (a reassurance card): most calls never do.
+        card_history=DeferredHistory(lambda: card_history_for(service, call_request, now)),
         reassurance_window_days=rt.settings.reassurance_window_days,
     )
     return hook_call, gathered.how
