@@ -37,6 +37,12 @@ from prometheus_client import values as _prometheus_values  # noqa: E402
 
 _prometheus_values.ValueClass = _prometheus_values.get_value_class()
 
+from service import server_tuning  # noqa: E402
+
+# In the master, inherited by the workers (service/server_tuning.py says why).
+server_tuning.tune_collector()
+server_tuning.limit_malloc_arenas()
+
 _settings = Settings.from_env()
 
 worker_class = "gthread"
@@ -82,6 +88,11 @@ logconfig_dict = {
         },
     },
 }
+
+
+def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """In the master, with the app preloaded: workers never walk (or copy) its objects in a collection."""
+    server_tuning.freeze_preloaded()
 
 
 def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
