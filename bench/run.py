@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -207,6 +207,14 @@ def ensure_wrk() -> str:
     raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu), then run again")
 
 
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def machine_busy_ticks() -> int:
     """CPU time spent by everything on the machine (clock ticks, all CPUs), from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -279,6 +287,8 @@ class LoadResult:
             "mean_ms": round(latency["mean"] / 1000, 2), "errors": self.errors,
             "error_detail": self.raw["errors"], "tokens_exhausted": self.raw["tokens_exhausted"],
             "background_cpu_pct": self.raw.get("background_cpu_pct"),
+            "worker_cpu_split": self.raw.get("worker_cpu_split"),
+            "server_cpu_ms_per_request": self.raw.get("server_cpu_ms_per_request"),
         }
 
 
@@ -289,7 +299,8 @@ class Load:
         self._serial = 0
 
     def run(self, url: str, body: Path, connections: int, seconds: int, *, tokens: list[int] | None,
-            minter: TokenMinter | None, max_requests: int = 0) -> dict[str, Any]:
+            minter: TokenMinter | None, max_requests: int = 0,
+            workers: Callable[[], list[int]] | None = None) -> dict[str, Any]:
         """One wrk run, one thread; tokens: per-thread token counts (None: no Authorization header)."""
         self._serial += 1
         result_file = self.workdir / f"wrk-{self._serial}.json"
@@ -302,13 +313,29 @@ class Load:
         command = [self.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
                    "-s", str(LUA_SCRIPT), url, "--", SERVICE_PATH, str(body), prefix, str(result_file),
                    str(max_requests)]
+        before = {pid: cpu_ticks(pid) for pid in workers()} if workers else {}
         with background_load() as load:
             completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+        after = {pid: cpu_ticks(pid) for pid in workers()} if workers else {}
         if completed.returncode != 0 or not result_file.exists():
             raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stdout}\n{completed.stderr}")
+        outcome = json.loads(result_file.read_text())
+        if workers:
+            # gunicorn hands each persistent connection to whichever worker accepts it first: how the
+            # work was split between the workers explains much of the spread at 8 and 32 connections.
+            # A worker recycled during the run (max_requests) is counted from its replacement's birth.
+            spent = [max(0, after[pid] - before.get(pid, 0)) for pid in after]
+            total = sum(spent)
+            load["worker_cpu_split"] = [round(t / total, 2) if total else 0.0 for t in spent]
+            # The servers' own CPU per answered request: the one figure free of the load generator
+            # and of the machine's other tenants, so the ratio of the service's to the ceiling's is
+            # the steadiest comparison of the two.
+            hz = os.sysconf("SC_CLK_TCK")
+            load["server_cpu_ms_per_request"] = (round(total / hz * 1000 / outcome["requests"], 3)
+                                                 if outcome.get("requests") else None)
         for path in self.workdir.glob(f"tokens-{self._serial}.*"):
             path.unlink()  # spent or not, never handed out again
-        return {**json.loads(result_file.read_text()), **load}
+        return {**outcome, **load}
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -386,14 +413,15 @@ def measure(ctx: Context, server: Server, app: str, scenario: str, connections: 
         cap = int(bound_rps * 2 * (options.warmup_s + options.duration_s)) + 1000
         ctx.load.run(server.url, body, connections, options.warmup_s, tokens=None, minter=None, max_requests=cap)
         raw = ctx.load.run(server.url, body, connections, options.duration_s, tokens=None, minter=None,
-                           max_requests=cap)
+                           max_requests=cap, workers=server.workers)
         return LoadResult(app, scenario, connections, None, raw)
     warm = ctx.load.run(server.url, body, connections, options.warmup_s,
                         tokens=[int(bound_rps * options.warmup_s) + 20], minter=minter)
     warm_rps = warm["requests"] / (warm["duration_us"] / 1e6)
     budget = int(min(bound_rps, max(warm_rps * 2.0, 20.0)) * options.duration_s) + 50
     for attempt in (1, 2):
-        raw = ctx.load.run(server.url, body, connections, options.duration_s, tokens=[budget], minter=minter)
+        raw = ctx.load.run(server.url, body, connections, options.duration_s, tokens=[budget], minter=minter,
+                           workers=server.workers)
         if not raw["tokens_exhausted"]:
             break
         ctx.notes.append(f"{app} {scenario} c{connections}: {budget} tokens ran out (attempt {attempt}); "
@@ -543,7 +571,8 @@ def _line(result: LoadResult) -> str:
     alg = f" {s['alg']}" if s["alg"] and s["alg"] != "RS384" else ""
     return (f"{s['app']:>8}{alg} {s['scenario']} c{s['connections']:<3} {s['rps']:>8.1f} req/s  "
             f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>8.2f} ms  errors {s['errors']}  "
-            f"(other processes: {s['background_cpu_pct']}% CPU)")
+            f"server CPU {s['server_cpu_ms_per_request']} ms/req  (workers' split {s['worker_cpu_split']}, "
+            f"other processes {s['background_cpu_pct']}% CPU)")
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -560,7 +589,9 @@ def build_report(ctx: Context, started: datetime, round_trip: dict[str, Any], wr
         if ceiling:
             ratios.append({"scenario": r.scenario, "connections": r.connections, "alg": r.alg,
                            "service_rps": round(r.rps, 1), "ceiling_rps": round(ceiling.rps, 1),
-                           "ratio": round(r.rps / ceiling.rps, 3) if ceiling.rps else None})
+                           "ratio": round(r.rps / ceiling.rps, 3) if ceiling.rps else None,
+                           "service_cpu_ms_per_request": r.raw.get("server_cpu_ms_per_request"),
+                           "ceiling_cpu_ms_per_request": ceiling.raw.get("server_cpu_ms_per_request")})
     report = {
         "benchmark": "fasciculation-cds patient-view",
         "created": started.isoformat(timespec="seconds"),
@@ -649,19 +680,24 @@ def machine(wrk: str) -> dict[str, Any]:
             "kernel": platform.release(), "wrk": version[0] if version else "wrk"}
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def print_table(report: dict[str, Any]) -> None:
     ceiling = {(r["scenario"], r["connections"]): r for r in report["runs"] if r["app"] == "ceiling"}
     rss = {w["pid"]: w.get("vmhwm_mb") for w in report["worker_memory"].get("after_b", [])}
     print()
     print(f"{'scenario':<9}{'conns':>5} {'alg':<6}{'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
-          f" {'ceiling req/s':>13} {'ratio':>6}")
+          f" {'ceiling req/s':>13} {'ratio':>6} {'CPU ms/req':>10} {'ceiling':>8}")
     for r in report["runs"]:
         if r["app"] != "service":
             continue
         c = ceiling.get((r["scenario"], r["connections"]))
         ratio = f"{r['rps'] / c['rps']:.1%}" if c and c["rps"] else "-"
         print(f"{r['scenario']:<9}{r['connections']:>5} {r['alg']:<6}{r['rps']:>9.1f} {r['p50_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {r['errors']:>6} {c['rps'] if c else 0:>13.1f} {ratio:>6}")
+              f"{r['p99_ms']:>8.2f} {r['errors']:>6} {c['rps'] if c else 0:>13.1f} {ratio:>6} "
+              f"{_ms(r.get('server_cpu_ms_per_request')):>10} {_ms(c.get('server_cpu_ms_per_request') if c else None):>8}")
     if rss:
         print(f"\npeak RSS per worker after (b), VmHWM: {', '.join(f'{v} MB' for v in rss.values())}")
     trip = report["fhir_round_trip"].get("one_round_trip_ms")
