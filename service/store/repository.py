@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from service.store.engine import WRITE, DatabaseTarget
 from service.store.models import CardFeedback, IssuedCard
+from service.store.write_turns import WriteTurns
 
 T = TypeVar("T")
 
@@ -68,6 +69,7 @@ class Store:
     def __init__(self, engine: Engine, target: DatabaseTarget):
         self.engine = engine
         self.target = target
+        self._write_turns = WriteTurns(target.sqlite_file)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -176,13 +178,15 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._write_turns.close()
 
     # -- helpers --------------------------------------------------------------------------------
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), committed when the block ends without error."""
-        with self.engine.connect().execution_options(**WRITE) as connection, connection.begin():
+        with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection, \
+                connection.begin():
             yield connection
 
     def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
