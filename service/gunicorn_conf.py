@@ -10,6 +10,7 @@ service writes its own JSON line per call, with ids and timings and never patien
 """
 import os
 import tempfile
+import time
 from pathlib import Path
 
 # -- the runtime directory, before anything imports prometheus_client ---------------------------
@@ -88,6 +89,19 @@ logconfig_dict = {
         },
     },
 }
+
+
+# One listening socket is shared by the workers, and a kept-alive connection stays with whichever
+# worker accepted it: an EHR's connection pool opened while the workers were idle can sit on one of
+# them and leave the other cores idle (measured: all 32 benchmark connections on one of two workers).
+# So each worker closes a connection now and then (server_tuning.ConnectionShedder says when), in
+# proportion to its load; the client reconnects, and a worker with a free core accepts first.
+_shedder = server_tuning.ConnectionShedder()
+
+
+def pre_request(worker, req):  # noqa: ARG001 - gunicorn's hook signature
+    if _shedder.should_close(time.monotonic()):
+        req.force_close()  # answered normally, with "Connection: close"
 
 
 def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature

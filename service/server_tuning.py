@@ -15,6 +15,8 @@ measure what the server runs.
   generation threshold (700) runs dozens of pointless collections during one parse. The thresholds
   below let a burst finish first. This is safe only because a review creates no reference cycles
   holding a chart (see PatientPass in cards/view_builder.py): cyclic garbage is collected later.
+- `ConnectionShedder`: when a worker closes a kept-alive connection after the call it carries, so
+  that the workers share persistent connections (see gunicorn_conf.pre_request).
 - `limit_malloc_arenas()`: glibc gives each thread that allocates its own malloc arena, and freed
   memory scattered over several arenas is not returned to the system: a worker's resident memory
   after large charts was 20-30 MB higher with gunicorn's threads each holding an arena. Two arenas
@@ -25,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import threading
 
 THRESHOLDS = (20_000, 20, 50)
 MALLOC_ARENAS = 2
@@ -53,3 +56,31 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return mallopt(_M_ARENA_MAX, arenas) == 1
+
+
+class ConnectionShedder:
+    """Decides, call by call, when a worker closes the connection a call came on.
+
+    At most one connection in `min_calls`, then one when `max_calls` calls or `after_seconds` have
+    gone by since the last: a busy worker sheds several connections a second whatever its call rate
+    (so an uneven spread evens out within seconds), an idle one sheds almost none, and a client
+    reconnects for at most one call in `min_calls` (nginx's keepalive_requests is the same idea,
+    by count alone).
+    """
+
+    def __init__(self, min_calls: int = 10, max_calls: int = 100, after_seconds: float = 0.2):
+        self.min_calls, self.max_calls, self.after_seconds = min_calls, max_calls, after_seconds
+        self._calls = 0
+        self._since: float | None = None
+        self._lock = threading.Lock()  # gthread runs pre_request in several threads
+
+    def should_close(self, now: float) -> bool:
+        with self._lock:
+            if self._since is None:
+                self._since = now
+            self._calls += 1
+            due = self._calls >= self.max_calls or now - self._since >= self.after_seconds
+            if self._calls < self.min_calls or not due:
+                return False
+            self._calls, self._since = 0, now
+            return True
