@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import Any, Callable, Iterator, Mapping
 
 from cards.fhir_raw import as_dict, as_list, codings, display_date, parse_datetime, reference_to
@@ -26,14 +25,10 @@ _HIGH_FLAGS = frozenset({"H", "HH", "HU", ">"})
 
 @dataclass
 class _Candidate:
+    # Dates are parsed only when an analyte's results are ranked, not for every Observation offered.
     resource: Mapping[str, Any]
     lab: LabCode
     status: str
-
-    @cached_property
-    def rank(self) -> tuple[datetime, datetime, int]:
-        # Dates are parsed only when an analyte's results are ranked, not for every Observation offered.
-        return _rank(self.resource, self.status)
 
 
 @dataclass
@@ -63,19 +58,25 @@ class LabCandidates:
         return False
 
 
-def _by_rank(candidate: _Candidate) -> tuple[datetime, datetime, int]:
-    return candidate.rank
-
-
 def _newest_first(candidates: list[_Candidate]) -> Iterator[_Candidate]:
-    """The candidates newest first, as sorted(reverse=True) gives them. The newest is usually the one
-    used, and finding it is one pass; the full sort happens only when it is passed over."""
+    """The candidates newest first, exactly as sorted(key=_rank, reverse=True) orders them.
+
+    The newest is nearly always the one used, so it is found first in one pass that parses only the
+    effective dates (the issued date and the status break ties, among the tied candidates alone); the
+    full sort happens only when the newest is passed over. A chart of 2,000 results parses half the
+    dates it otherwise would."""
     if not candidates:
         return
-    newest = max(candidates, key=_by_rank)
-    yield newest
-    # sorted() is stable and max() returns the first of equal maxima: the sort starts with `newest`.
-    yield from sorted(candidates, key=_by_rank, reverse=True)[1:]
+    effective = [effective_of(c.resource) or _EPOCH for c in candidates]
+    latest = max(effective)
+    tied = [i for i, moment in enumerate(effective) if moment == latest]
+    # max() keeps the first of equal maxima, as a stable reverse sort puts it first.
+    best = tied[0] if len(tied) == 1 else max(tied, key=lambda i: _rank(candidates[i].resource, candidates[i].status))
+    yield candidates[best]
+    ranks = [_rank(c.resource, c.status) for c in candidates]
+    for index in sorted(range(len(candidates)), key=ranks.__getitem__, reverse=True):
+        if index != best:
+            yield candidates[index]
 
 
 def _rank(resource: Mapping[str, Any], status: str) -> tuple[datetime, datetime, int]:

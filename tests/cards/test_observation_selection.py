@@ -107,3 +107,24 @@ def test_pregnancy_status_observation() -> None:
     assert view(pregnant).pregnant
     old = dict(pregnant, id="old-preg", effectiveDateTime="2025-06-01")
     assert not view(old).pregnant
+
+
+def test_results_are_walked_in_exactly_the_order_of_a_full_newest_first_sort():
+    """_newest_first() finds the newest in one pass and sorts only if it is passed over: same order."""
+    import random
+
+    from cards.select_labs import _Candidate, _newest_first, _rank
+    rng = random.Random(7)
+    days = ["2026-10-01", "2026-10-01T08:00:00Z", "2026-10-01T08:00:00+01:00", "2026-09", None]
+    issued = [None, "2026-10-02T09:00:00Z", "2026-10-01T10:00:00Z"]
+    for _ in range(200):
+        candidates = []
+        for index in range(rng.randint(1, 8)):
+            resource = {"resourceType": "Observation", "id": f"o{index}"}
+            if (day := rng.choice(days)) is not None:
+                resource["effectiveDateTime"] = day
+            if (when := rng.choice(issued)) is not None:
+                resource["issued"] = when
+            candidates.append(_Candidate(resource, lab=None, status=rng.choice(["final", "amended", "corrected"])))
+        expected = sorted(candidates, key=lambda c: _rank(c.resource, c.status), reverse=True)
+        assert [id(c) for c in _newest_first(candidates)] == [id(c) for c in expected]
