@@ -124,17 +124,10 @@ class Server:
                                         stderr=self._log, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200 and len(self.workers()) >= 1:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
+        from tests.servers import wait_until_ready  # the test suite's server helpers, shared
+        problem = wait_until_ready(self.url, self.process, timeout, also=lambda: len(self.workers()) >= 1)
+        if problem:
+            raise RuntimeError(f"{self.name} {problem}:\n{self.log_tail()}")
 
     def workers(self) -> list[int]:
         return children_of(self.process.pid)
@@ -475,17 +468,9 @@ def fhir_server_for_d(ctx_notes: list[str], token: str) -> Iterator[Any]:
 def fresh_postgres_schema(url: str) -> Iterator[str]:
     """A schema of its own on the given PostgreSQL database, dropped afterwards: the benchmark's card
     log never mixes with anything else in that database."""
-    from sqlalchemy import create_engine, text
-    schema = f"cds_bench_{os.urandom(6).hex()}"
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    from tests.servers import postgres_schema
+    with postgres_schema(url, "cds_bench") as database_url:
+        yield database_url
 
 
 def run(options: Options) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +41,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float,
+                     also: Callable[[], bool] = lambda: True) -> str | None:
+    """Poll `url`/readyz until it answers 200 and `also()` holds: None when ready, else what went wrong."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"stopped (exit {process.returncode})"
+        try:
+            if requests.get(url + "/readyz", timeout=2).status_code == 200 and also():
+                return None
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    return f"was not ready in {timeout:.0f} s"
 
 
 def command(*args: str) -> list[str]:
@@ -85,17 +101,9 @@ class ServiceProcess:
         return self.process.pid
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceFailed(f"the server stopped (exit {self.process.returncode}):\n{self.stderr()}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise ServiceFailed(f"the server was not ready in {timeout:.0f} s:\n{self.stderr()}")
+        problem = wait_until_ready(self.url, self.process, timeout)
+        if problem:
+            raise ServiceFailed(f"the server {problem}:\n{self.stderr()}")
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
