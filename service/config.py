@@ -36,13 +36,17 @@ def _int_between(lower: int, upper: int) -> Callable[[str], int]:
     return parse
 
 
-def _upper_choice(*allowed: str) -> Callable[[str], str]:
+def _choice(*allowed: str, case: Callable[[str], str]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
-        value = raw.strip().upper()
+        value = case(raw.strip())
         if value not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return value
     return parse
+
+
+def _upper_choice(*allowed: str) -> Callable[[str], str]:
+    return _choice(*allowed, case=str.upper)
 
 
 def _comma_list(raw: str) -> tuple[str, ...]:
@@ -71,12 +75,7 @@ def _is_http_url(value: str) -> bool:
 
 
 def _lower_choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return value
-    return parse
+    return _choice(*allowed, case=str.lower)
 
 
 def _optional_path(raw: str) -> str | None:
