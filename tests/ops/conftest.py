@@ -20,13 +20,18 @@ def require(reachable: bool, message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_or_skip() -> str:
+    """The test Redis URL once it answers a ping; skipped (failed under CI) when it does not."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
     except redis.RedisError as error:
         require(False, f"Redis at {REDIS_URL} is not reachable ({type(error).__name__})")
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return redis_or_skip()
 
 
 @pytest.fixture(autouse=True)

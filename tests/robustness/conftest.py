@@ -4,10 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from tests.auth.support import SigningKey, claims, client_entry, mint, new_key, write_clients
-from tests.ops.conftest import REDIS_URL, require
+from tests.ops.conftest import redis_or_skip
 from tests.ops.support import leaks
 from tests.servers import ServiceProcess, production_env
 
@@ -29,14 +27,6 @@ class LiveService:
     def jwt(self, path: str) -> str:
         """A fresh CDS Hooks JWT (new jti) for the URL path called."""
         return mint(self.key, claims(aud=PUBLIC_BASE + path))
-
-
-def redis_or_skip() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
-    except redis.RedisError as error:
-        require(False, f"Redis at {REDIS_URL} is not reachable ({type(error).__name__})")
-    return REDIS_URL
 
 
 def start_live_service(directory: Path, name: str, **overrides: str) -> LiveService:

@@ -8,11 +8,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +18,10 @@ import service.protocol as protocol
 from hooks.declaration import CardOutcome, DeferredHistory
 from service import create_app, feedback
 from tests.conftest import make_settings
+from tests.store.support import fixture_request as request_for
 
-FIXTURES = Path(__file__).parents[2] / "fixtures"
 AS_OF = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
 URL = "/cds-services/fasciculation-cramp-review"
-
-
-def request_for(scenario: str) -> dict:
-    return json.loads((FIXTURES / "requests" / f"{scenario}.json").read_text())
 
 
 @pytest.fixture
