@@ -27,8 +27,10 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from markupsafe import Markup, escape
 
+from service.card_log import card_log, store_available
 from service.config import Settings
 from service.errors import CdsError
+from service.runtime import runtime
 from service.store import Store
 
 log = logging.getLogger("service.analytics")
@@ -160,13 +162,10 @@ def analytics_json() -> Response:
 
 
 def _authorized_report() -> dict[str, Any]:
-    from service.feedback import feedback_loop, store_available
-    from service.protocol import runtime
-
     _authorize(current_app.extensions["fasciculation_cds_analytics"])
     days = _days(request.args.get("days"))
     with store_available("analytics"):
-        return build_report(feedback_loop().store, runtime().clock(), days)
+        return build_report(card_log().store, runtime().clock(), days)
 
 
 def _authorize(settings: Settings) -> None:

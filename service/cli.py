@@ -169,8 +169,9 @@ def _evaluate_bundle(bundle: dict[str, Any], as_of: datetime, settings: Settings
 def _evaluate_request(document: dict[str, Any], as_of: datetime, settings: Settings,
                       service_id: str | None) -> dict[str, Any]:
     from service import create_app
+    from service.runtime import EXTENSION
     app = create_app(settings, clock=lambda: as_of)
-    services = app.extensions["fasciculation_cds"].services
+    services = app.extensions[EXTENSION].services
     if service_id is None:
         matching = [s.id for s in services.values() if s.hook == document.get("hook")]
         if not matching:
