@@ -360,12 +360,14 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [f"Card outcomes for cards issued {period['from']} to {period['to']} ({period['days']} UTC days)"]
     if report["knowledgeVersions"]:
         lines[0] += f", knowledge {', '.join(report['knowledgeVersions'])}"
-    header = f"{'card kind':<34} {'shown':>7} {'accepted':>9} {'overridden':>11} {'accept %':>9}"
+    header = f"{'card kind':<34} {'shown':>7} {'accepted':>9} {'overridden':>11} {'accept %':>9} {'override %':>11}"
     lines += ["", header, "-" * len(header)]
     for kind in [*report["kinds"], {"display": "all kinds", **report["totals"], "series": report["series"]}]:
-        rate = "-" if kind["acceptanceRate"] is None else f"{kind['acceptanceRate'] * 100:.1f}%"
+        accept, override = ("-" if rate is None else f"{rate * 100:.1f}%"
+                            for rate in (kind["acceptanceRate"], kind["overrideRate"]))
         name = kind["display"] if len(kind["display"]) <= 34 else kind["display"][:33] + "…"
-        lines.append(f"{name:<34} {kind['shown']:>7} {kind['accepted']:>9} {kind['overridden']:>11} {rate:>9}")
+        lines.append(f"{name:<34} {kind['shown']:>7} {kind['accepted']:>9} {kind['overridden']:>11} {accept:>9} "
+                     f"{override:>11}")
         lines.append(f"  shown per day  {_sparkline([day['shown'] for day in kind['series']])}")
         for reason in kind.get("topOverrideReasons", []):
             lines.append(f"  overridden: {reason['reason']} ({reason['count']})")
@@ -373,6 +375,8 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append("(no cards were issued in this period)")
     if report["unknownCardFeedback"]:
         lines += ["", f"Feedback naming a card this service never issued: {report['unknownCardFeedback']}"]
+    if report["unknownSuggestionFeedback"]:
+        lines += ["", f"Feedback accepting a suggestion the card never offered: {report['unknownSuggestionFeedback']}"]
     return "\n".join(lines)
 
 

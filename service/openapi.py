@@ -151,6 +151,7 @@ class AnalyticsReportSchema(_Open):
     series = fields.List(fields.Nested(AnalyticsDaySchema), required=True)
     kinds = fields.List(fields.Nested(AnalyticsKindSchema), required=True)
     unknownCardFeedback = fields.Int(required=True)
+    unknownSuggestionFeedback = fields.Int(required=True)
     knowledgeVersions = fields.List(fields.Str(), required=True)
 
 
