@@ -327,7 +327,7 @@ def _jwt(args: argparse.Namespace) -> int:
     try:
         key = SigningKey.load(args.key, args.kid)
         if args.jwks:
-            print(orjson.dumps(key.jwks(), option=orjson.OPT_INDENT_2).decode())
+            print(orjson.dumps(key.jwks, option=orjson.OPT_INDENT_2).decode())
             return 0
         if not args.iss or not args.aud:
             raise CliError("jwt: --iss and --aud are needed to mint a token (or --jwks for the public key)")

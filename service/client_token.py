@@ -6,7 +6,7 @@ with anything of the service's: the service holds only public keys and its own H
 HMAC-signed token is refused by the service anyway (CDS Hooks allows asymmetric signatures only).
 
     key = SigningKey.load(Path("smoke-test.pem"), kid="smoke-test-1")
-    key.jwks()                                    # the public JWK Set to register for the client
+    key.jwks                                      # the public JWK Set to register for the client
     key.mint(iss=..., aud="https://cds.hospital.example/cds-services")
 """
 from __future__ import annotations
@@ -62,13 +62,15 @@ class SigningKey:
             raise TokenError("--kid: the key id registered for the client is needed")
         return cls(alg, kid, private_key)
 
+    @property
     def public_jwk(self) -> dict[str, Any]:
         algorithm = ECAlgorithm if self.alg.startswith("ES") else RSAAlgorithm
         jwk = algorithm.to_jwk(self.private_key.public_key(), as_dict=True)
         return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
+    @property
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.public_jwk()]}
+        return {"keys": [self.public_jwk]}
 
     def mint(self, *, iss: str, aud: str, tenant: str | None = None,
              lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS, now: float | None = None) -> str:
@@ -97,7 +99,7 @@ class SigningKey:
             if client.jwks_url or client.allowed_jku:
                 return None  # the key would be looked up in the client's JWK Set at run time
             return f"the client {client.name!r} has no key with kid {self.kid!r}"
-        ours = self.public_jwk()
+        ours = self.public_jwk
         members = ("kty", "crv", "x", "y") if self.alg.startswith("ES") else ("kty", "n", "e")
         if any(registered.get(member) != ours.get(member) for member in members):
             return f"kid {self.kid!r} of the client {client.name!r} is another public key than this private key's"

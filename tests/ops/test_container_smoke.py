@@ -13,7 +13,6 @@ they fail.
 """
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import socket
