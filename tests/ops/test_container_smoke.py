@@ -302,32 +302,42 @@ def smoke_test_jwt(box: Container, path: str) -> str:
     return token
 
 
-def compose_options(service: dict) -> list[str]:
-    """The podman run options for a compose service's security settings and volumes."""
+def compose_options(service: dict, volume_prefix: str) -> list[str]:
+    """The podman run options for a compose service's security settings and mounts (named volumes renamed)."""
     options = ["--read-only"] if service.get("read_only") else []
     options += ["--user", service["user"]]
     options += [f"--cap-drop={cap}" for cap in service.get("cap_drop", [])]
     options += [f"--security-opt={opt}" for opt in service.get("security_opt", [])]
     options += [f"--tmpfs={mount}" for mount in service.get("tmpfs", [])]
+    for mount in service.get("volumes", []):
+        source, _, rest = mount.partition(":")
+        source = str((COMPOSE.parent / source).resolve()) if source.startswith(".") else volume_prefix + source
+        options += ["--volume", f"{source}:{rest}"]
     grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
     return [*options, "--stop-timeout", grace.group(1)]
 
 
 def test_migrations_run_with_only_database_url_under_the_compose_settings(engine, image):
-    """compose's one-shot `migrate` service, as podman runs it: its options accepted, nothing else configured."""
-    migrate = yaml.safe_load(COMPOSE.read_text())["services"]["migrate"]
-    volume = f"cds-test-migrate-{uuid.uuid4().hex[:10]}"
+    """compose's settings as podman runs them: the `migrate` command, then `db status` with a replica's
+    options and mounts (its own volume, the trusted-clients folder), and nothing configured but the database."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    prefix = f"cds-test-{uuid.uuid4().hex[:10]}-"
     target = "/var/lib/fasciculation-cds"
-    database = f"DATABASE_URL=sqlite:///{target}/migrated.sqlite3"
-    run = ["run", "--rm", "--no-healthcheck", "--read-only-tmpfs=false", *compose_options(migrate),
-           "--volume", f"{volume}:{target}", "--env", database, image.tag]
+    database = ["--env", f"DATABASE_URL=sqlite:///{target}/migrated.sqlite3"]
+    replica = compose_options(services["cds-1"], prefix)
+    assert f"{prefix}cds-1-run:{target}" in replica  # the replica's own volume, shared here with the migration
+    migrate = [*compose_options(services["migrate"], prefix), "--volume", f"{prefix}cds-1-run:{target}"]
     try:
-        upgraded = engine.run(*run, *migrate["command"], check=False)
+        upgraded = engine.run("run", "--rm", "--no-healthcheck", "--read-only-tmpfs=false", *migrate, *database,
+                              image.tag, *services["migrate"]["command"], check=False)
         assert upgraded.returncode == 0 and "upgraded empty -> " in upgraded.stdout, upgraded.stderr
-        status = engine.run(*run, "fasciculation-cds", "db", "status", check=False)
+        status = engine.run("run", "--rm", "--no-healthcheck", "--read-only-tmpfs=false", *replica, *database,
+                            image.tag, "fasciculation-cds", "db", "status", check=False)
         assert status.returncode == 0 and "(current)" in status.stdout, status.stderr
     finally:
-        engine.run("volume", "rm", "--force", volume, check=False)
+        volumes = engine.run("volume", "ls", "--quiet", "--filter", f"name={prefix}", check=False).stdout.split()
+        for volume in volumes:
+            engine.run("volume", "rm", "--force", volume, check=False)
 
 
 def test_a_bad_configuration_stops_the_container_naming_every_problem_on_one_line(engine, image):
