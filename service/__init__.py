@@ -11,14 +11,16 @@ from hooks.declaration import CdsService
 from service.auth import install_authentication
 from service.config import Settings
 from service.errors import register_error_handlers
-from service.feedback import install_feedback_loop
+from service.analytics import install_analytics
+from service.card_log import install_card_log
+from service.feedback import install_feedback
 from service.fhir_client import FhirClient
 from service.logging_setup import configure_logging
 from service.metrics import install_metrics
 from service.openapi import install_openapi
 from service.ops import install_ops
 from service.protocol import blueprint
-from service.runtime import Runtime
+from service.runtime import EXTENSION, Runtime
 
 
 def utc_now() -> datetime:
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
         if service.id in services_by_id:
             raise ValueError(f"two CDS services share the id {service.id!r}")
         services_by_id[service.id] = service
-    app.extensions["fasciculation_cds"] = Runtime(
+    app.extensions[EXTENSION] = Runtime(
         settings=settings, services=services_by_id, fhir_client=FhirClient(settings), clock=clock)
 
     origins = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
@@ -55,7 +57,9 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
     install_authentication(app, settings)
     app.register_blueprint(blueprint)
     # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics.
-    install_feedback_loop(app, settings)
+    install_card_log(app, settings)
+    install_feedback(app)
+    install_analytics(app, settings)
     install_ops(app, settings)  # /healthz, /readyz, /metrics
     install_openapi(app)  # /openapi.json, no authentication: it holds no data
     return app

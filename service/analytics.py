@@ -1,13 +1,16 @@
 """Card analytics for the clinical safety team: which cards clinicians accept and which they override.
 
-    GET /analytics        an HTML page with server-rendered SVG charts (no script, nothing fetched)
+    GET /analytics        one page a safety lead reads in a minute: totals, a daily chart, and one table
+                          row per card kind (counts, acceptance and override rates, the outcome mix, a
+                          daily sparkline, the top override reasons); server-rendered SVG, no script
     GET /analytics.json   the same numbers
     fasciculation-cds report   the same summary in a terminal (service/cli.py)
 
 Counting is by cohort: the cards *shown* (issued) in the period, per card kind (service and
 `source.topic` code), and of those the cards with an *accepted* or an *overridden* outcome, whenever
-that feedback arrived. Acceptance rate = accepted / shown. Each day of a time series is the cards
-issued that day and what became of them. Feedback for cards the service never issued is counted apart.
+that feedback arrived. Acceptance rate = accepted / shown, override rate = overridden / shown. Each day
+of a time series is the cards issued that day and what became of them. Feedback for cards the service
+never issued, or accepting a suggestion the card never offered, is counted apart.
 
 Access: `CDS_ADMIN_TOKEN` as a Bearer token (or as the password of HTTP Basic, so a browser can
 ask for it). Production without a token configured refuses every request; development without
@@ -27,8 +30,10 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from markupsafe import Markup, escape
 
+from service.card_log import card_log, store_available
 from service.config import Settings
 from service.errors import CdsError
+from service.runtime import runtime
 from service.store import Store
 
 log = logging.getLogger("service.analytics")
@@ -41,6 +46,7 @@ TOP_REASONS = 5
 SERIES = ("shown", "accepted", "overridden")
 # Paul Tol's colour-blind-safe "bright" scheme.
 COLOURS = {"shown": "#4477AA", "accepted": "#228833", "overridden": "#EE6677"}
+NO_FEEDBACK = "#DDDDDD"
 _CHALLENGE = 'Bearer realm="fasciculation-cds analytics", Basic realm="fasciculation-cds analytics", charset="UTF-8"'
 # The page loads nothing and runs nothing: inline styles and inline SVG only.
 _PAGE_HEADERS = {
@@ -110,12 +116,13 @@ def build_report(store: Store, now: datetime, days: int = DEFAULT_DAYS) -> dict[
         })
     totals = _counts(*(sum(k[series] for k in report_kinds) for series in SERIES))
     return {
-        "generatedAt": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "generatedAt": now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "period": {"from": first.isoformat(), "to": today.isoformat(), "days": days, "timezone": "UTC"},
         "totals": totals,
         "series": [{"date": day, **values} for day, values in total_days.items()],
         "kinds": report_kinds,
         "unknownCardFeedback": counts["unknown"][0][0],
+        "unknownSuggestionFeedback": counts["unknown_suggestions"][0][0],
         "knowledgeVersions": sorted(str(v) for (v,) in counts["versions"] if v),
     }
 
@@ -145,11 +152,11 @@ def analytics_page() -> Response:
     report = _authorized_report()
     html = render_template(
         "analytics.html", report=report, kind_id=kind_id, percent=percent, colours=COLOURS,
-        period_choices=PERIOD_CHOICES,
-        outcomes_chart=outcomes_by_kind_svg(report["kinds"]),
+        period_choices=PERIOD_CHOICES, generated=report["generatedAt"].replace("T", " ").replace("Z", " UTC"),
+        several_services=len({k["service"] for k in report["kinds"]}) > 1,
         total_chart=time_series_svg(report["series"], "all", "All card kinds, by day issued"),
-        kind_charts={kind_id(k): time_series_svg(k["series"], kind_id(k), f"{k['display']}, by day issued")
-                     for k in report["kinds"]})
+        mixes={kind_id(k): outcome_mix_svg(k) for k in report["kinds"]},
+        sparklines={kind_id(k): sparkline_svg(k) for k in report["kinds"]})
     return Response(html, mimetype="text/html", headers=_PAGE_HEADERS)
 
 
@@ -160,13 +167,10 @@ def analytics_json() -> Response:
 
 
 def _authorized_report() -> dict[str, Any]:
-    from service.feedback import feedback_loop, store_available
-    from service.protocol import runtime
-
     _authorize(current_app.extensions["fasciculation_cds_analytics"])
     days = _days(request.args.get("days"))
     with store_available("analytics"):
-        return build_report(feedback_loop().store, runtime().clock(), days)
+        return build_report(card_log().store, runtime().clock(), days)
 
 
 def _authorize(settings: Settings) -> None:
@@ -215,39 +219,56 @@ def percent(rate: float | None) -> str:
 _FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 
 
-def outcomes_by_kind_svg(kinds: Sequence[Mapping[str, Any]]) -> Markup:
-    """Horizontal grouped bars: shown, accepted and overridden per card kind, each bar labelled with its count."""
-    width, label_width, right_room = 760, 230, 56
-    bar, gap, group_gap, top = 14, 3, 18, 30
-    area = width - label_width - right_room
-    group = len(SERIES) * bar + (len(SERIES) - 1) * gap
-    height = top + max(len(kinds), 1) * (group + group_gap) + 4
-    largest = max([k[s] for k in kinds for s in SERIES] + [1])
-    parts = [f'<svg id="outcomes-by-kind" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-labelledby="outcomes-by-kind-title" {_FONT}>',
-             '<title id="outcomes-by-kind-title">Cards shown, accepted and overridden per card kind</title>',
-             _legend(label_width, 12)]
-    if not kinds:
-        parts.append(f'<text x="{label_width}" y="{top + 20}" fill="#555">No cards were issued in this period.</text>')
-    for index, entry in enumerate(kinds):
-        y0 = top + index * (group + group_gap)
-        key = escape(kind_id(entry))
-        name = escape(_shorten(entry["display"], 34))
-        parts.append(f'<text class="kind-label" x="{label_width - 10}" y="{y0 + group / 2 + 4:.1f}" '
-                     f'text-anchor="end" fill="#222" data-kind="{key}">{name}</text>')
-        for row, series in enumerate(SERIES):
-            count = entry[series]
-            y = y0 + row * (bar + gap)
-            length = area * count / largest
-            tooltip = escape(f"{entry['display']}: {count} {series}")
-            parts.append(f'<rect class="bar bar-{series}" x="{label_width}" y="{y}" width="{length:.2f}" '
-                         f'height="{bar}" fill="{COLOURS[series]}" data-kind="{key}" data-series="{series}" '
-                         f'data-count="{count}"><title>{tooltip}</title></rect>')
-            parts.append(f'<text class="bar-value" x="{label_width + length + 5:.2f}" y="{y + bar - 3}" '
-                         f'fill="#222" data-kind="{key}" data-series="{series}">{count}</text>')
-    parts.append(f'<line x1="{label_width}" x2="{label_width}" y1="{top - 4}" y2="{height - 4}" stroke="#999"/>')
+def outcome_mix_svg(kind: Mapping[str, Any]) -> Markup:
+    """One bar, the width of the cell: of the cards shown, the share accepted, overridden and without feedback.
+
+    A card reported both ways counts in both, so the shares are scaled to fit when they add up to more.
+    """
+    width, height = 110, 12
+    shown = kind["shown"]
+    outcomes = [("accepted", kind["accepted"]), ("overridden", kind["overridden"])]
+    silent = max(shown - kind["accepted"] - kind["overridden"], 0)
+    total = max(shown, kind["accepted"] + kind["overridden"], 1)
+    key = escape(kind_id(kind))
+    title = escape(f"{kind['display']}: of {shown} shown, {kind['accepted']} accepted, {kind['overridden']} "
+                   f"overridden, {silent} without feedback")
+    parts = [f'<svg class="mix" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" data-kind="{key}"><title>{title}</title>',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="{NO_FEEDBACK}"/>']
+    x = 0.0
+    for series, count in outcomes:
+        length = width * count / total
+        parts.append(f'<rect class="mix-{series}" x="{x:.2f}" y="0" width="{length:.2f}" height="{height}" '
+                     f'fill="{COLOURS[series]}" data-series="{series}" data-count="{count}"/>')
+        x += length
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def sparkline_svg(kind: Mapping[str, Any]) -> Markup:
+    """Cards shown per day issued (a filled area) and, of them, overridden (a red line), on one scale."""
+    width, height, pad = 130, 26, 2
+    series = kind["series"]
+    largest = max([point["shown"] for point in series] + [1])
+    step = (width - 2 * pad) / max(len(series) - 1, 1)
+
+    def xy(index: int, value: int) -> str:
+        return f"{pad + step * index:.1f},{height - pad - (height - 2 * pad) * value / largest:.1f}"
+
+    shown = " ".join(xy(i, point["shown"]) for i, point in enumerate(series))
+    overridden = " ".join(xy(i, point["overridden"]) for i, point in enumerate(series))
+    baseline = height - pad
+    key = escape(kind_id(kind))
+    title = escape(f"{kind['display']}: cards shown per day ({series[0]['date']} to {series[-1]['date']}, "
+                   f"most {largest}) and how many of them were overridden")
+    return Markup(
+        f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" data-kind="{key}" data-largest="{largest}"><title>{title}</title>'
+        f'<line x1="{pad}" x2="{width - pad}" y1="{baseline}" y2="{baseline}" stroke="#ccc"/>'
+        f'<polygon class="spark-shown" points="{pad},{baseline} {shown} {width - pad:.1f},{baseline}" '
+        f'fill="{COLOURS["shown"]}" fill-opacity="0.35" stroke="{COLOURS["shown"]}" stroke-width="1"/>'
+        f'<polyline class="spark-overridden" points="{overridden}" fill="none" stroke="{COLOURS["overridden"]}" '
+        f'stroke-width="1.5"/></svg>')
 
 
 def time_series_svg(series: Sequence[Mapping[str, Any]], key: str, title: str) -> Markup:
@@ -315,10 +336,6 @@ def _axis_ceiling(value: int) -> int:
         return value + value % 2
     step = 10 ** (len(str(value)) - 1)
     return next(step * multiple for multiple in (2, 4, 6, 8, 10) if step * multiple >= value)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _slug(text: str) -> str:

@@ -1,21 +1,30 @@
 """Runtime settings, read once from environment variables and validated at start.
 
 Every setting is declared in SETTINGS with its default and parser; the README's
-configuration table documents the same list. A bad value raises ConfigError whose
-message is one line naming the variable, so `serve` can stop with a clear reason.
+configuration table documents the same list. Bad or missing values raise one ConfigError
+listing every problem, each naming its variable, on one line, so `serve` stops with all
+the reasons at once.
 """
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; str(error) is a one-line reason."""
+    """Configuration values are invalid; str(error) is one line giving every reason."""
+
+    def __init__(self, *problems: str):
+        self.problems = problems
+        text = problems[0] if len(problems) == 1 else f"{len(problems)} configuration problems: " + "; ".join(problems)
+        super().__init__(text)
 
 
 def _positive_float(upper: float) -> Callable[[str], float]:
@@ -67,6 +76,16 @@ def _base_urls(raw: str) -> tuple[str, ...]:
         if not _is_http_url(url):
             raise ValueError(f"{url!r} is not an absolute http(s) URL")
     return tuple(url.rstrip("/") for url in urls)
+
+
+def _is_loopback_url(value: str) -> bool:
+    host = urlsplit(value).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_http_url(value: str) -> bool:
@@ -127,10 +146,18 @@ def _database_url(raw: str) -> str | None:
     return f"{_DATABASE_SCHEMES[scheme.lower()]}://{rest}"
 
 
-def _directory(raw: str) -> str:
+def _data_directory(raw: str) -> str:
     path = raw.strip()
-    if not path:
-        raise ValueError("must be a directory path")
+    if not path:  # never the current directory: every command run from anywhere finds the same data
+        data_home = os.environ.get("XDG_DATA_HOME", "").strip()
+        if data_home.startswith("/"):
+            return str(Path(data_home) / "fasciculation-cds")
+        try:
+            return str(Path.home() / ".local" / "share" / "fasciculation-cds")
+        except RuntimeError:
+            raise ValueError("unset, and there is no home directory to default to: set it") from None
+    if not path.startswith("/"):
+        raise ValueError("must be an absolute path (a relative one would change with the current directory)")
     return path
 
 
@@ -170,7 +197,7 @@ SETTINGS: tuple[Setting, ...] = (
             "unsigned calls are served, with a warning (never expose it). See docs/security.md."),
     Setting("CDS_PUBLIC_BASE_URL", "", _public_base_url,
             "The https URL EHRs call, without `/cds-services` (the JWT `aud` is checked against it). "
-            "Required in production."),
+            "Required in production (http only on a loopback host, for a local stack)."),
     Setting("CDS_TRUSTED_CLIENTS_FILE", "", _optional_path,
             "YAML or JSON file of trusted CDS clients: issuers, keys, FHIR servers "
             "(examples in `deploy/trusted-clients/`). Required in production."),
@@ -209,9 +236,11 @@ SETTINGS: tuple[Setting, ...] = (
             "The one directory the server writes to (the container's volume): gunicorn worker heartbeats, "
             "Prometheus multiprocess files, temporary files. Unset: a new directory under the system "
             "temporary directory."),
-    Setting("CDS_DATA_DIR", "./var", _directory,
-            "Durable data directory: the embedded SQLite card log and feedback store (created and migrated on "
-            "first start) and, in development, the generated patient-key secret. A volume in containers."),
+    Setting("CDS_DATA_DIR", "", _data_directory,
+            "Durable data directory (absolute): the embedded SQLite card log and feedback store (created and "
+            "migrated on first start) and, in development, the generated patient-key secret. Unset: "
+            "`$XDG_DATA_HOME/fasciculation-cds`, else `~/.local/share/fasciculation-cds`, whatever the current "
+            "directory. The image sets `/var/lib/fasciculation-cds`, its volume."),
     Setting("DATABASE_URL", "", _database_url,
             "Card log and feedback database, e.g. `postgresql://user@db/cds` (psycopg) for several replicas. "
             "Unset: SQLite in `CDS_DATA_DIR`. Apply migrations with `fasciculation-cds db upgrade`.",
@@ -262,37 +291,59 @@ class Settings:
     reassurance_window_days: int
 
     def __post_init__(self) -> None:
-        # Production must not start in a state where it would trust the Host header or nobody.
+        problems = self._production_problems()
+        if problems:
+            raise ConfigError(*problems)
+
+    def _production_problems(self) -> list[str]:
+        """Production must not start in a state where it would trust the Host header or nobody."""
         if self.mode != "production":
-            return
+            return []
+        problems = []
         if not self.trusted_clients_file:
-            raise ConfigError("CDS_TRUSTED_CLIENTS_FILE: required when CDS_MODE=production "
-                              "(production serves only trusted clients)")
+            problems.append("CDS_TRUSTED_CLIENTS_FILE: required when CDS_MODE=production "
+                            "(production serves only trusted clients)")
         if not self.public_base_url:
-            raise ConfigError("CDS_PUBLIC_BASE_URL: required when CDS_MODE=production "
-                              "(the URL EHRs call, checked against the JWT aud)")
-        if not self.public_base_url.startswith("https://"):
-            raise ConfigError(f"CDS_PUBLIC_BASE_URL={self.public_base_url!r}: must be https "
-                              "when CDS_MODE=production")
+            problems.append("CDS_PUBLIC_BASE_URL: required when CDS_MODE=production "
+                            "(the URL EHRs call, checked against the JWT aud)")
+        elif not self.public_base_url.startswith("https://") and not _is_loopback_url(self.public_base_url):
+            problems.append(f"CDS_PUBLIC_BASE_URL={self.public_base_url!r}: must be https when CDS_MODE=production "
+                            "(http only on a loopback host, for a local stack)")
         if not self.patient_key_secret:
-            raise ConfigError("CDS_PATIENT_KEY_SECRET: required when CDS_MODE=production (the card log's "
-                              "pseudonymous patient key; without it repeated reassurance goes unrecognised)")
+            problems.append("CDS_PATIENT_KEY_SECRET: required when CDS_MODE=production (the card log's "
+                            "pseudonymous patient key; without it repeated reassurance goes unrecognised)")
+        return problems
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        problems: list[str] = []
         for setting in SETTINGS:
             raw = environ.get(setting.env, setting.default)
             try:
                 values[_field_name(setting.env)] = setting.parse(raw)
             except ValueError as error:
                 shown = "<hidden>" if setting.secret else repr(raw)
-                raise ConfigError(f"{setting.env}={shown}: {error}") from None
-        return cls(**values)
+                problems.append(f"{setting.env}={shown}: {error}")
+                values[_field_name(setting.env)] = setting.parse(setting.default)  # to check the others
+        if not problems:
+            return cls(**values)
+        # Every problem at once: the production requirements too, but none twice for one variable.
+        try:
+            cls(**values)
+        except ConfigError as error:
+            failed = {_variable(problem) for problem in problems}
+            problems += [problem for problem in error.problems if _variable(problem) not in failed]
+        raise ConfigError(*problems)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _variable(problem: str) -> str:
+    """The variable a problem names: every message starts with it."""
+    return re.match(r"[A-Z_]+", problem).group(0)
 
 
 def _field_name(env: str) -> str:

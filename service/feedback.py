@@ -1,118 +1,44 @@
-"""CDS Hooks feedback, the card log, and the per-patient card history they make possible.
+"""CDS Hooks feedback: what clinicians did with the cards (CDS Hooks 2.0 §Feedback).
 
-    POST /cds-services/{id}/feedback   store what clinicians did with the cards (CDS Hooks 2.0 §Feedback)
-    record_issued_cards(...)           log every card a service call returns (called by protocol.py)
-    card_history_for(...)              this patient's earlier outcomes, handed to the hook in HookCall
+    POST /cds-services/{id}/feedback   store each valid entry; name each rejected one
+
+Each entry of a batch is judged on its own. The valid ones are stored (exactly once: a retry of the
+whole batch is safe) and the answer names every rejected entry in an OperationOutcome, so one bad
+entry never costs the others: `200 {}` when all were stored, `200` with an OperationOutcome of
+warnings when some were, `400` with an OperationOutcome when none was. Feedback on a card this
+service never issued, or accepting a suggestion the card never offered, is stored and flagged.
 
 The JWT guard covers the feedback URL like every other /cds-services path, and CORS applies to it.
-Every write is exactly-once (see service/store/repository.py); a store failure is a 503 with an
-OperationOutcome, never a silently lost row.
 """
 from __future__ import annotations
 
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from hooks.declaration import CardOutcome, CdsService, HookResult
 from service import metrics
 from service.auth import current_client
-from service.config import Settings
-from service.errors import CdsError
+from service.card_log import card_log, store_available
+from service.errors import CdsError, Issue, outcome_response
+from service.http_json import json_response, read_json_object
+from service.runtime import runtime
 from service.schemas import TOKEN_CHAR, CodingSchema, FullMatch, validation_issues
-from service.store import (FeedbackRow, IssuedCardRow, Store, StoreError, open_store, patient_key,
-                           patient_key_secret, patient_namespace)
+from service.store import FeedbackRow
 
 log = logging.getLogger("service.feedback")
 blueprint = Blueprint("feedback", __name__)
 
-EXTENSION = "fasciculation_cds_feedback"
 MAX_FEEDBACK_ITEMS = 500
-# How far back the card history handed to hooks reaches; a hook applies its own, shorter window.
-CARD_HISTORY_DAYS = 366
 
 
-@dataclass(frozen=True)
-class FeedbackLoop:
-    store: Store
-    secret: bytes
-
-    def patient_key(self, call_request: Mapping[str, Any]) -> str | None:
-        patient_id = call_request.get("context", {}).get("patientId")
-        if not isinstance(patient_id, str) or not patient_id:
-            return None
-        caller = current_client()
-        namespace = patient_namespace(call_request.get("fhirServer"), caller.tenant if caller else None)
-        return patient_key(self.secret, namespace, patient_id)
-
-
-def install_feedback_loop(app: Flask, settings: Settings) -> FeedbackLoop:
-    """Open the store (ConfigError unless its schema is current) and register feedback and analytics."""
-    from service.analytics import install_analytics  # analytics imports this module
-    from service.ops import add_readiness_check
-
-    loop = FeedbackLoop(store=open_store(settings), secret=patient_key_secret(settings))
-    app.extensions[EXTENSION] = loop
+def install_feedback(app: Flask) -> None:
     app.register_blueprint(blueprint)
-    install_analytics(app, settings)
-    add_readiness_check(app, "database", loop.store.ping)
-    return loop
-
-
-def feedback_loop() -> FeedbackLoop:
-    return current_app.extensions[EXTENSION]
-
-
-# -- the card log ---------------------------------------------------------------------------------
-
-def record_issued_cards(service: CdsService, call_request: Mapping[str, Any], result: HookResult,
-                        issued_at: datetime) -> None:
-    """Log each returned card before the response leaves; 503 if it cannot be logged."""
-    if not result.cards:
-        return  # most calls: nothing to log, so no patient key to derive either
-    loop = feedback_loop()
-    key = loop.patient_key(call_request)
-    rows = []
-    for card in result.cards:
-        card_uuid = card.get("uuid")
-        if not isinstance(card_uuid, str):
-            continue  # the spec: no uuid, no feedback; our services always set one
-        topic = card.get("source", {}).get("topic") or {}
-        rows.append(IssuedCardRow(
-            card_uuid=card_uuid, service_id=service.id, topic_code=topic.get("code"),
-            topic_display=topic.get("display"), knowledge_version=result.knowledge_version,
-            hook_instance=call_request["hookInstance"], issued_at=issued_at, patient_key=key))
-    with store_available("card_log"):
-        loop.store.record_issued_cards(rows)
-
-
-def card_history_for(service: CdsService, call_request: Mapping[str, Any], now: datetime) -> tuple[CardOutcome, ...]:
-    loop = feedback_loop()
-    key = loop.patient_key(call_request)
-    if key is None:
-        return ()
-    with store_available("card_history"):
-        past = loop.store.card_history(service.id, key, since=now - timedelta(days=CARD_HISTORY_DAYS))
-    return tuple(CardOutcome(topic=p.topic_code, outcome=p.outcome, outcome_at=p.outcome_at) for p in past)
-
-
-@contextmanager
-def store_available(operation: str) -> Iterator[None]:
-    try:
-        yield
-    except StoreError as error:
-        log.error("card store unavailable", extra={
-            "event": "store_unavailable", "operation": operation, "error": type(error).__name__})
-        raise CdsError.single(503, "The service cannot record cards or feedback right now; try again shortly.",
-                              code="transient", headers={"Retry-After": "5"}) from None
 
 
 # -- POST /cds-services/{id}/feedback -------------------------------------------------------------
@@ -176,43 +102,76 @@ class FeedbackItemSchema(_Object):
                                   "without suggestions", "acceptedSuggestions")
 
 
+_BATCH_SIZE = validate.Length(min=1, max=MAX_FEEDBACK_ITEMS,
+                              error=f"must hold between 1 and {MAX_FEEDBACK_ITEMS} feedback entries")
+
+
 class FeedbackRequestSchema(_Object):
-    feedback = fields.List(fields.Nested(FeedbackItemSchema), required=True, validate=validate.Length(
-        min=1, max=MAX_FEEDBACK_ITEMS, error=f"must hold between 1 and {MAX_FEEDBACK_ITEMS} feedback entries"))
+    """The request as the contract states it (service/openapi.py)."""
+
+    feedback = fields.List(fields.Nested(FeedbackItemSchema), required=True, validate=_BATCH_SIZE)
 
 
-_FEEDBACK_SCHEMA = FeedbackRequestSchema()
+class _FeedbackBatchSchema(_Object):
+    """The request as it is read: the batch first, then each entry on its own (FeedbackItemSchema)."""
+
+    feedback = fields.List(fields.Raw(), required=True, validate=_BATCH_SIZE)
+
+
+_BATCH_SCHEMA = _FeedbackBatchSchema()
+_ITEM_SCHEMA = FeedbackItemSchema()
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
-    from service.protocol import json_response, read_json_object, runtime
-
     started = time.perf_counter()
     rt = runtime()
     if service_id not in rt.services:
         raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
     try:
-        body = _FEEDBACK_SCHEMA.load(read_json_object())
+        batch = _BATCH_SCHEMA.load(read_json_object())["feedback"]
     except ValidationError as error:
         metrics.count_feedback("invalid")
         raise CdsError(400, validation_issues(error.messages)) from None
-    rows = [_row(item) for item in body["feedback"]]
+    rows, rejected = [], []
+    for index, entry in enumerate(batch):
+        try:
+            rows.append(_read_entry(entry))
+        except ValidationError as error:
+            rejected.extend(validation_issues(error.messages, f"feedback.{index}"))
+            metrics.count_feedback("invalid")
+    if not rows:
+        raise CdsError(400, rejected)
     with store_available("feedback"):
-        receipt = feedback_loop().store.record_feedback(service_id, rows, received_at=rt.clock())
+        receipt = card_log().store.record_feedback(service_id, rows, received_at=rt.clock())
     for row in rows:
         metrics.count_feedback(row.outcome)
     caller = current_client()
     log.info("feedback", extra={
-        "event": "feedback", "service": service_id, "received": receipt.received, "stored": receipt.stored,
-        "repeats": receipt.received - receipt.stored, "unknown_cards": receipt.unknown_cards,
+        "event": "feedback", "service": service_id, "received": len(batch), "rejected": len(batch) - len(rows),
+        "stored": receipt.stored, "repeats": receipt.received - receipt.stored,
+        "unknown_cards": receipt.unknown_cards, "unknown_suggestions": receipt.unknown_suggestions,
         "iss": caller and caller.iss, "tenant": caller and caller.tenant,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
     })
     if receipt.unknown_cards:
         log.warning("feedback for cards this service has no record of issuing", extra={
             "event": "feedback_unknown_cards", "service": service_id, "count": receipt.unknown_cards})
-    return json_response({})
+    if receipt.unknown_suggestions:
+        log.warning("feedback accepting suggestions the card did not offer", extra={
+            "event": "feedback_unknown_suggestions", "service": service_id, "count": receipt.unknown_suggestions})
+    if not rejected:
+        return json_response({})
+    stored = Issue(f"{len(rows)} of {len(batch)} feedback entries were accepted (stored, or already stored); "
+                   f"the {len(batch) - len(rows)} named in the other issues were rejected and not stored.",
+                   code="informational", severity="information")
+    return outcome_response(200, [stored, *(Issue(i.diagnostics, "invalid", i.expression, "warning") for i in rejected)])
+
+
+def _read_entry(entry: Any) -> FeedbackRow:
+    if not isinstance(entry, Mapping):
+        raise ValidationError("must be a feedback object")
+    return _row(_ITEM_SCHEMA.load(entry))
 
 
 def _row(item: Mapping[str, Any]) -> FeedbackRow:

@@ -8,7 +8,9 @@ file system can then be read-only.
 Logs: gunicorn's own lines are JSON like the service's, on stderr. The access log is off: the
 service writes its own JSON line per call, with ids and timings and never patient data.
 """
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +24,11 @@ RUNTIME_DIR = Path(_configured_dir or tempfile.mkdtemp(prefix="fasciculation-cds
 RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
 if _configured_dir:
     os.environ.setdefault("TMPDIR", str(RUNTIME_DIR))
+else:
+    # Made for this server alone: removed when the master exits, however it exits (a port that
+    # cannot be bound included). Workers inherit the hook, so it checks it runs in the master.
+    _master = os.getpid()
+    atexit.register(lambda: os.getpid() == _master and shutil.rmtree(RUNTIME_DIR, ignore_errors=True))
 
 METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(RUNTIME_DIR / "prometheus")))
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
@@ -114,8 +121,3 @@ def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
 
-
-def on_exit(server):  # noqa: ARG001
-    if not _configured_dir:  # the directory was made for this server alone
-        import shutil
-        shutil.rmtree(RUNTIME_DIR, ignore_errors=True)

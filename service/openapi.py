@@ -28,6 +28,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from hooks.declaration import CdsService
 from service import feedback as feedback_schemas
+from service.runtime import runtime
 from service.schemas import (CONTEXT_SCHEMAS, CardSchema, CardsResponseSchema, CdsRequestSchema, CodingSchema,
                              FhirAuthorizationSchema, OverrideReasonSchema)
 
@@ -72,7 +73,7 @@ class OperationOutcomeIssueSchema(_Open):
 
 
 class OperationOutcomeSchema(_Open):
-    """Every error body (service/errors.py)."""
+    """Every error body (service/errors.py), and the feedback answer naming rejected entries."""
 
     resourceType = fields.Str(required=True, validate=validate.OneOf(["OperationOutcome"]))
     issue = fields.List(fields.Nested(OperationOutcomeIssueSchema), required=True, validate=validate.Length(min=1))
@@ -150,6 +151,7 @@ class AnalyticsReportSchema(_Open):
     series = fields.List(fields.Nested(AnalyticsDaySchema), required=True)
     kinds = fields.List(fields.Nested(AnalyticsKindSchema), required=True)
     unknownCardFeedback = fields.Int(required=True)
+    unknownSuggestionFeedback = fields.Int(required=True)
     knowledgeVersions = fields.List(fields.Str(), required=True)
 
 
@@ -228,7 +230,11 @@ def build_openapi(services: Iterable[CdsService]) -> dict[str, Any]:
         "operationId": "feedback", "tags": ["CDS Hooks"], "summary": "Feedback: what clinicians did with the cards",
         "security": [{"cdsHooksJwt": []}], "parameters": [id_parameter],
         "requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}}},
-        "responses": {"200": _json("Empty", "Stored (repeats are stored once)."),
+        "responses": {"200": {
+            "description": "Every entry stored (repeats are stored once): `{}`. Some entries rejected: the others "
+                           "stored, and an OperationOutcome naming each rejected entry (severity warning).",
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Empty"}},
+                        FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}},
                       **_errors(400, 401, 404, 413, 415, 503)}}})
     days = {"name": "days", "in": "query", "required": False, "description": "UTC days up to today (default 30).",
             "schema": {"type": "integer", "minimum": 1, "maximum": 365}}
@@ -361,7 +367,7 @@ def install_openapi(app: Flask) -> None:
 def openapi_document() -> Response:
     body = current_app.extensions.get(EXTENSION)
     if body is None:  # built once per app, on first use: most apps (tests, workers) never serve it
-        body = orjson.dumps(build_openapi(current_app.extensions["fasciculation_cds"].services.values()))
+        body = orjson.dumps(build_openapi(runtime().services.values()))
         current_app.extensions[EXTENSION] = body
     return Response(body, mimetype=JSON, headers={"Cache-Control": "no-cache"})
 

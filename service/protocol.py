@@ -8,18 +8,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from hooks.declaration import CdsService, DeferredHistory, HookCall
 from service import metrics
 from service.auth import current_client
+from service.card_log import card_history_for, record_issued_cards
 from service.errors import CdsError, Issue
-from service.feedback import card_history_for, record_issued_cards
+from service.http_json import json_response, read_json_object
 from service.prefetch import gather
-from service.runtime import Runtime
+from service.runtime import runtime
 from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues
 
 log = logging.getLogger("service.requests")
@@ -44,14 +44,6 @@ def _one_large_call_at_a_time() -> Iterator[None]:
         return
     with _large_calls:  # large, or chunked (no Content-Length: its size is known only once read)
         yield
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["fasciculation_cds"]
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 @blueprint.get("/cds-services")
@@ -105,24 +97,6 @@ def _log_call(fields: dict[str, Any], started: float, status: int) -> None:
     }
     level = logging.WARNING if status == 412 or status >= 500 else logging.INFO
     log.log(level, "service call" if status == 200 else "service call refused", extra=fields)
-
-
-def read_json_object() -> dict[str, Any]:
-    content_type = request.mimetype or ""
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise CdsError.single(415, f"Send the body as application/json, not {content_type}.")
-    data = request.get_data(cache=False)
-    limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(data) >= limit:
-        # A chunked body (no Content-Length) is cut off at the limit, not refused: refuse it here.
-        raise RequestEntityTooLarge()
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise CdsError.single(400, f"The request body is not valid JSON: {error}.") from None
-    if not isinstance(body, dict):
-        raise CdsError.single(400, "The request body must be a JSON object.")
-    return body
 
 
 def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any]:

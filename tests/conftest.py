@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import os
 import shutil
 import tempfile
 import uuid
@@ -59,9 +60,11 @@ def no_secret_is_ever_logged():
     assert not leaked, f"{len(leaked)} access token(s) appeared in log output"
 
 
-# One scratch data directory for the run, never the developer's ./var.
+# One scratch data directory for the run, never the developer's own (CDS_DATA_DIR's default lives
+# under XDG_DATA_HOME: so does every app or server a test starts without naming a data directory).
 _TEST_DATA_DIR = tempfile.mkdtemp(prefix="fasciculation-cds-tests-")
 atexit.register(shutil.rmtree, _TEST_DATA_DIR, ignore_errors=True)
+os.environ["XDG_DATA_HOME"] = os.path.join(_TEST_DATA_DIR, "xdg-data")
 
 
 def make_settings(**changes: Any) -> Settings:

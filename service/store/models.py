@@ -72,6 +72,8 @@ class IssuedCard(Base):
     hook_instance: Mapped[str] = mapped_column(String(128))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     patient_key: Mapped[str | None] = mapped_column(String(64))
+    # The uuids of the card's suggestions (null: logged before revision 0002, not known).
+    suggestion_ids: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_issued_cards_patient", "patient_key", "service_id"),
@@ -96,6 +98,9 @@ class CardFeedback(Base):
     override_comment: Mapped[str | None] = mapped_column(Text)
     # False: this service has no record of issuing the card (stored anyway, counted apart).
     card_known: Mapped[bool] = mapped_column(Boolean)
+    # False: an accepted suggestion is not one the card offered (stored anyway, counted apart);
+    # null when that cannot be told (unknown card, card logged before revision 0002, an override).
+    suggestions_known: Mapped[bool | None] = mapped_column(Boolean)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (

@@ -37,6 +37,7 @@ class IssuedCardRow:
     hook_instance: str
     issued_at: datetime
     patient_key: str | None
+    suggestion_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class FeedbackReceipt:
     received: int
     stored: int  # new rows; received - stored were repeats of rows already stored
     unknown_cards: int  # of the stored rows, those for a card this service has no record of issuing
+    unknown_suggestions: int = 0  # of the stored rows, those accepting a suggestion the card did not offer
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Store:
             "card_uuid": row.card_uuid, "service_id": row.service_id, "topic_code": row.topic_code,
             "topic_display": row.topic_display, "knowledge_version": row.knowledge_version,
             "hook_instance": row.hook_instance, "issued_at": row.issued_at, "patient_key": row.patient_key,
+            "suggestion_ids": list(row.suggestion_ids),
         } for row in sorted(rows, key=lambda row: row.card_uuid)]
 
         def write() -> None:
@@ -98,13 +101,15 @@ class Store:
 
     def _insert_feedback(self, connection: Connection, service_id: str, rows: Sequence[FeedbackRow],
                          received_at: datetime) -> FeedbackReceipt:
-        stored = unknown = 0
+        stored = unknown = unknown_suggestions = 0
         uuids = sorted({row.card_uuid for row in rows})
-        known = set(connection.scalars(select(IssuedCard.card_uuid).where(
-            IssuedCard.card_uuid.in_(uuids), IssuedCard.service_id == service_id)))
+        # card uuid -> the uuids of its suggestions (None: logged before they were recorded).
+        known = dict(connection.execute(select(IssuedCard.card_uuid, IssuedCard.suggestion_ids).where(
+            IssuedCard.card_uuid.in_(uuids), IssuedCard.service_id == service_id)).all())
         # RETURNING says whether the row was new (DO NOTHING returns no row), whatever the driver's rowcount.
         statement = self._insert_once(CardFeedback).returning(CardFeedback.id)
         for row in rows:
+            suggestions_known = _suggestions_known(row, known)
             result = connection.execute(statement, {
                 "card_uuid": row.card_uuid, "service_id": service_id, "outcome": row.outcome,
                 "outcome_at": row.outcome_at,
@@ -114,12 +119,15 @@ class Store:
                 "override_reason_code": row.override_reason_code,
                 "override_reason_display": row.override_reason_display,
                 "override_comment": row.override_comment,
-                "card_known": row.card_uuid in known, "received_at": received_at,
+                "card_known": row.card_uuid in known, "suggestions_known": suggestions_known,
+                "received_at": received_at,
             })
             if result.first() is not None:
                 stored += 1
                 unknown += row.card_uuid not in known
-        return FeedbackReceipt(received=len(rows), stored=stored, unknown_cards=unknown)
+                unknown_suggestions += suggestions_known is False
+        return FeedbackReceipt(received=len(rows), stored=stored, unknown_cards=unknown,
+                               unknown_suggestions=unknown_suggestions)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -141,6 +149,7 @@ class Store:
         outcomes:  (service, topic, day, outcome, distinct cards)
         reasons:   (service, topic, kind of reason, system, code, display, distinct cards)
         unknown:   (feedback rows for cards never issued, received for outcomes in the period,)
+        unknown_suggestions: (feedback rows accepting a suggestion the card never offered, same period,)
         versions:  (knowledge version,) of the cards in the period
         """
         issued_in_period = and_(IssuedCard.issued_at >= since, IssuedCard.issued_at < until)
@@ -168,9 +177,14 @@ class Store:
                 select(func.count()).select_from(CardFeedback)
                 .where(CardFeedback.card_known.is_(False), CardFeedback.outcome_at >= since,
                        CardFeedback.outcome_at < until)).all()
+            unknown_suggestions = connection.execute(
+                select(func.count()).select_from(CardFeedback)
+                .where(CardFeedback.suggestions_known.is_(False), CardFeedback.outcome_at >= since,
+                       CardFeedback.outcome_at < until)).all()
             versions = connection.execute(
                 select(distinct(IssuedCard.knowledge_version)).where(issued_in_period)).all()
-        return {"shown": shown, "outcomes": outcomes, "reasons": reasons, "unknown": unknown, "versions": versions}
+        return {"shown": shown, "outcomes": outcomes, "reasons": reasons, "unknown": unknown,
+                "unknown_suggestions": unknown_suggestions, "versions": versions}
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -216,6 +230,14 @@ def _retrying(write: Callable[[], T]) -> T:
 def _sql_text(constant: str) -> ColumnElement[str]:
     # Inlined, not bound: PostgreSQL matches GROUP BY expressions to SELECT ones only when identical.
     return literal_column(f"'{constant}'")
+
+
+def _suggestions_known(row: FeedbackRow, known: dict[str, list[str] | None]) -> bool | None:
+    """False when an accepted suggestion is not one the card offered; None when that cannot be told."""
+    offered = known.get(row.card_uuid)
+    if row.accepted_suggestions is None or offered is None:
+        return None
+    return set(row.accepted_suggestions) <= set(offered)
 
 
 def _feedback_of_card() -> ColumnElement[bool]:

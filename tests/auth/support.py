@@ -11,16 +11,16 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service import create_app
+from service.client_token import SigningKey
 from tests.conftest import FIXTURE_AS_OF, PROBE_SERVICE, make_settings, patient_view_request
 from tests.secrets import ISSUED, secret_token
 
@@ -31,23 +31,6 @@ ISSUER = "https://ehr.hospital.test"
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    alg: str
-    kid: str
-    private_key: Any = field(repr=False)
-
-    @property
-    def public_jwk(self) -> dict[str, Any]:
-        algorithm = ECAlgorithm if self.alg.startswith("ES") else RSAAlgorithm
-        jwk = algorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
-
-    @property
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.public_jwk]}
 
 
 _CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}

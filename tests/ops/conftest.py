@@ -9,6 +9,12 @@ import redis
 from tests.auth.support import OPEN_APPS, LocalServer, new_key
 
 REDIS_URL = os.environ.get("CDS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SUMMARY: list[str] = []  # costs worth seeing in every run's output (the container test's)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 def require(reachable: bool, message: str) -> None:

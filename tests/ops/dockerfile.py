@@ -91,3 +91,20 @@ def parse(path: Path) -> Dockerfile:
 
 def _expand(value: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda match: variables.get(match.group(1), match.group(0)), value)
+
+
+def header_command(path: Path, program: str) -> list[str]:
+    """The example command the Dockerfile's header comment gives (`#   docker run ... \\`), as argv."""
+    lines, taking = [], False
+    for raw in path.read_text().splitlines():
+        if not raw.startswith("#"):
+            break
+        text = raw.lstrip("#").strip()
+        if text.startswith(f"docker {program} "):
+            taking = True
+        if taking:
+            lines.append(text.removesuffix("\\").strip())
+            if not text.endswith("\\"):
+                break
+    assert lines, f"the Dockerfile's header shows no `docker {program}` command"
+    return shlex.split(" ".join(lines))

@@ -133,3 +133,27 @@ def test_dockerignore_sends_what_the_build_copies_and_nothing_private(image):
                     "tests/fhir_server/node_modules/x", "deploy/kubernetes/secret.yaml", "var/store.sqlite3",
                     "service/__pycache__/config.cpython-311.pyc"):
         assert dockerignore_excludes(private), private
+
+
+def test_the_stop_timeout_given_outlasts_gunicorns_graceful_shutdown():
+    from tests.ops.test_deploy_manifests import graceful_timeout
+    command = dockerfile.header_command(DOCKERFILE, "run")
+    stop_timeout = int(command[command.index("--stop-timeout") + 1])
+    assert stop_timeout > graceful_timeout() and "--read-only" in command
+
+
+def test_a_package_index_and_a_proxy_ca_can_be_given_to_the_build(image):
+    build = image.stages[0]
+    assert build.last("ARG").startswith("PIP_INDEX_URL=")
+    install = next(run for run in build.all("RUN") if "--require-hashes" in run)
+    assert install.startswith("--mount=type=secret,id=pip-ca ") and "PIP_CERT=/run/secrets/pip-ca" in install
+    header = DOCKERFILE.read_text().split("\nARG ", 1)[0]
+    assert "--build-arg PIP_INDEX_URL=" in header and "--secret id=pip-ca," in header
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "PIP_INDEX_URL" in operations and "id=pip-ca" in operations
+
+
+def test_pip_setuptools_and_wheel_leave_both_the_installation_and_the_base():
+    image = dockerfile.parse(DOCKERFILE)
+    assert "pip uninstall --yes --quiet setuptools wheel pip" in " ".join(image.stages[0].all("RUN"))
+    assert "pip uninstall --yes --quiet pip setuptools wheel" in " ".join(image.final.all("RUN"))

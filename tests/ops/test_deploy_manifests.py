@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -55,6 +56,12 @@ def test_kustomization_lists_every_manifest():
     assert sorted(kustomization["resources"]) == sorted(manifests())
 
 
+def graceful_timeout() -> int:
+    """How long gunicorn lets workers finish their calls after SIGTERM (service/gunicorn_conf.py)."""
+    conf = (ROOT / "service" / "gunicorn_conf.py").read_text()
+    return int(re.search(r"^graceful_timeout = (\d+)", conf, re.M).group(1))
+
+
 def pod() -> dict:
     return resource("Deployment")["spec"]["template"]["spec"]
 
@@ -101,10 +108,8 @@ def test_probes_use_health_and_readiness_and_shutdown_fits_the_grace_period():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    conf = (ROOT / "service" / "gunicorn_conf.py").read_text()
-    graceful = int(re.search(r"^graceful_timeout = (\d+)", conf, re.M).group(1))
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert pause + graceful < pod()["terminationGracePeriodSeconds"]
+    assert pause + graceful_timeout() < pod()["terminationGracePeriodSeconds"]
     port = container["ports"][0]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert str(port["containerPort"]) == env["CDS_PORT"]
@@ -178,7 +183,11 @@ def test_compose_runs_two_replicas_behind_nginx_with_postgres_and_redis():
         assert (COMPOSE / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == ROOT / "Dockerfile"
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
         assert service["user"] == image.last("USER")
-        assert [mount.split(":")[0] for mount in service["tmpfs"]] == [volume]
+        # A volume of its own (podman refuses tmpfs uid=/gid=; a fresh volume takes the image's owner).
+        assert "tmpfs" not in service
+        assert f"{name}-run:{volume}" in service["volumes"] and f"{name}-run" in compose()["volumes"]
+        # Longer than gunicorn's graceful_timeout: the engines' 10 s default would cut calls short.
+        assert int(service["stop_grace_period"].removesuffix("s")) > graceful_timeout()
         env = service["environment"]
         assert env["REDIS_URL"].startswith("redis://redis:") and "@postgres:" in env["DATABASE_URL"]
         assert env["CDS_MODE"] == "production"
@@ -189,6 +198,17 @@ def test_compose_runs_two_replicas_behind_nginx_with_postgres_and_redis():
     for service in services.values():
         if "image" in service and "build" not in service:
             assert re.fullmatch(r"[\w./-]+:\d[\w.-]*", service["image"]), service["image"]
+
+
+def test_the_public_url_is_the_one_nginx_serves():
+    """The JWT aud is built from CDS_PUBLIC_BASE_URL: it must be the URL the sandbox calls through nginx."""
+    services = compose()["services"]
+    conf = (COMPOSE / "nginx.conf").read_text()
+    (listen,) = re.findall(r"^\s*listen\s+([^;]+);", conf, re.M)
+    (published,) = services["nginx"]["ports"]
+    public = urlsplit(services["cds-1"]["environment"]["CDS_PUBLIC_BASE_URL"])
+    assert public.scheme == ("https" if "ssl" in listen.split() else "http")
+    assert published == f"127.0.0.1:{public.port}:{listen.split()[0]}" and public.hostname == "localhost"
 
 
 def test_nginx_balances_over_both_replicas_and_publishes_only_the_api():

@@ -16,7 +16,7 @@ import pytest
 
 import service.protocol as protocol
 from hooks.declaration import CardOutcome, DeferredHistory
-from service import create_app, feedback
+from service import card_log, create_app
 from tests.conftest import make_settings
 from tests.store.support import fixture_request as request_for
 
@@ -58,7 +58,7 @@ def test_the_card_history_is_read_only_for_a_reassurance_card(client, history_re
 def test_a_chart_without_cards_writes_nothing_to_the_card_log(client, monkeypatch):
     writes = []
     with client.application.app_context():
-        store = feedback.feedback_loop().store
+        store = card_log.card_log().store
     monkeypatch.setattr(store, "record_issued_cards", lambda rows: writes.append(list(rows)))
     assert topics(client.post(URL, json=request_for("20-negative-no-symptom"))) == []
     assert writes == []

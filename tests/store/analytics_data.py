@@ -76,3 +76,46 @@ EXPECTED_SERIES = {
 }
 EXPECTED_TOTALS = (8, 3, 4)
 KIND_PREFIX = f"{SERVICE_ID}/"
+
+
+# A busy month: 13 card kinds (every topic the knowledge names, and one more) on each of 30 days.
+BUSY_KINDS = (
+    ("reassurance", "Reassurance"), ("workup-incomplete", "Work-up incomplete"), ("abnormal-result", "Abnormal result"),
+    ("medication-review", "Medication review"), ("cramp-management", "Cramp management"),
+    ("neurology-referral", "Neurology referral"), ("treatment-options", "Treatment options"),
+    ("cyclobenzaprine-not-indicated", "Cyclobenzaprine not indicated"), ("quinine-caution", "Quinine caution"),
+    ("compression-caution", "Compression caution"), ("health-anxiety", "Health anxiety"),
+    ("differential", "Differential diagnosis"), ("reassurance-reminder", "Reassurance reminder"),
+)
+BUSY_REASONS = (("already-addressed", "Already addressed"), ("patient-declines", "Patient declines"),
+                ("not-clinically-relevant", "Not clinically relevant"))
+
+
+def write_busy_month(store, today: datetime) -> dict[str, tuple[int, int, int]]:
+    """Cards and feedback for 30 days written straight to the store; (shown, accepted, overridden) per topic."""
+    from datetime import timedelta
+
+    from service.store import FeedbackRow, IssuedCardRow
+    totals: dict[str, tuple[int, int, int]] = {}
+    cards, feedback = [], []
+    for k, (topic, display) in enumerate(BUSY_KINDS):
+        shown = accepted = overridden = 0
+        for day in range(30):
+            issued_at = today - timedelta(days=29 - day, hours=1)
+            for n in range((k * 7 + day * 3) % 9 + (12 - k)):
+                card = f"{k:02d}{day:02d}{n:02d}00-0000-4000-8000-{k:04d}{day:04d}{n:04d}"
+                cards.append(IssuedCardRow(card, SERVICE_ID, topic, display, "test", f"h-{card}", issued_at, None))
+                shown += 1
+                at = issued_at + timedelta(minutes=5)
+                if (n + day) % 3 == 0:
+                    feedback.append(FeedbackRow(card, "accepted", at, accepted_suggestions=()))
+                    accepted += 1
+                elif (n + k) % (2 + k % 4) == 0:
+                    system, (code, text) = "urn:test:override", BUSY_REASONS[(n + day + k) % len(BUSY_REASONS)]
+                    feedback.append(FeedbackRow(card, "overridden", at, override_reason_system=system,
+                                                override_reason_code=code, override_reason_display=text))
+                    overridden += 1
+        totals[topic] = (shown, accepted, overridden)
+    store.record_issued_cards(cards)
+    store.record_feedback(SERVICE_ID, feedback, received_at=today)
+    return totals

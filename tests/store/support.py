@@ -52,7 +52,7 @@ def app_for(settings: Settings, *, clock=lambda: FIXTURE_AS_OF, services=None) -
 
 def close_app(app: Flask) -> None:
     app.extensions["fasciculation_cds"].fhir_client.close()
-    app.extensions["fasciculation_cds_feedback"].store.close()
+    app.extensions["fasciculation_cds_card_log"].store.close()
 
 
 def fixture_request(name: str = "01-benign-calf-twitch", **overrides: Any) -> dict[str, Any]:

@@ -70,10 +70,21 @@ def test_the_page_draws_each_count_and_loads_nothing_from_anywhere(open_client, 
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     html = response.get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-kind="([^"]+)">(.*?)</tr>', html, re.S))
+    assert sorted(rows) == sorted(KIND_PREFIX + topic for topic in EXPECTED)  # one row per kind,
+    assert list(rows)[:2] == [KIND_PREFIX + "reassurance", KIND_PREFIX + "workup-incomplete"]  # most shown first
     for topic, (shown, accepted, overridden, _) in EXPECTED.items():
-        for series, count in (("shown", shown), ("accepted", accepted), ("overridden", overridden)):
-            assert re.search(rf'<rect class="bar bar-{series}"[^>]*data-kind="{KIND_PREFIX}{topic}" '
-                             rf'data-series="{series}" data-count="{count}"', html), (topic, series)
+        cells = dict(re.findall(r'<td class="num" data-series="(\w+)">([^<]*)</td>', rows[KIND_PREFIX + topic]))
+        assert cells == {"shown": str(shown), "accepted": str(accepted), "overridden": str(overridden),
+                         "acceptanceRate": f"{accepted / shown * 100:.1f}%",
+                         "overrideRate": f"{overridden / shown * 100:.1f}%"}, (topic, cells)
+        for series, count in (("accepted", accepted), ("overridden", overridden)):
+            assert re.search(rf'class="mix-{series}"[^>]*data-series="{series}" data-count="{count}"',
+                             rows[KIND_PREFIX + topic]), (topic, series)
+        assert 'class="spark"' in rows[KIND_PREFIX + topic]
+    assert html.count('class="chart series"') == 1  # one daily chart for all kinds, not one per kind
+    assert re.search(r'<time id="generated" datetime="2026-11-15T09:00:00Z">2026-11-15 09:00:00 UTC</time>', html)
+    assert '<div class="value">50.0%</div><div class="label">override rate</div>' in html  # 4 of 8
     assert "<script" not in html and "<link" not in html and " src=" not in html
     urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls
@@ -165,10 +176,23 @@ def test_report_prints_the_same_summary(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert main(["report", "--days", "7"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^all kinds\s+4\s+1\s+1\s+25\.0%$", out, re.M), out
+    assert re.search(r"^all kinds\s+4\s+1\s+1\s+25\.0%\s+25\.0%$", out, re.M), out
     assert "overridden: Not now (1)" in out
     assert main(["report", "--json"]) == 0
     assert '"shown": 4' in capsys.readouterr().out
     with pytest.raises(SystemExit) as exited:
         main(["report", "--days", "400"])
     assert exited.value.code == 2
+
+
+def test_feedback_accepting_a_suggestion_the_card_never_offered_is_counted_and_shown(open_client, clock):
+    post_known_mix(open_client, clock)
+    assert open_client.get("/analytics.json?days=7").get_json()["unknownSuggestionFeedback"] == 0
+    card = open_client.post(SERVICE_PATH, json=fixture_request("04-no-labs")).get_json()["cards"][0]
+    open_client.post(SERVICE_PATH + "/feedback", json={"feedback": [
+        {"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": "not-one-of-its-suggestions"}],
+         "outcomeTimestamp": "2026-11-15T09:10:00Z"}]})
+    assert open_client.get("/analytics.json?days=7").get_json()["unknownSuggestionFeedback"] == 1
+    html = open_client.get("/analytics?days=7").get_data(as_text=True)
+    assert re.search(r'id="unknown-suggestions"><strong>1</strong> feedback\s+entry in this period accepted a '
+                     r"suggestion the card never\s+offered", html), html

@@ -18,7 +18,7 @@ from tests.store.support import SERVICE_ID, SERVICE_PATH, TEST_SECRET, app_for, 
 
 
 def logged_cards(app) -> list[IssuedCard]:
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.connect() as connection:
         return list(connection.execute(select(IssuedCard).order_by(IssuedCard.id)).all())
 
@@ -46,7 +46,7 @@ def test_the_patient_key_is_an_hmac_of_server_and_patient_and_nothing_is_stored_
                         hashlib.sha256).hexdigest()
     assert {row.patient_key for row in logged_cards(app)} == {expected}
     # Neither the patient id nor the user nor any name reaches the database file.
-    app.extensions["fasciculation_cds_feedback"].store.close()
+    app.extensions["fasciculation_cds_card_log"].store.close()
     raw = b"".join(path.read_bytes() for path in tmp_path.glob("fasciculation-cds.sqlite3*"))
     patient_names = [name.get("family") for resource in body["prefetch"].values()
                      if isinstance(resource, dict) and resource.get("resourceType") == "Patient"
@@ -66,8 +66,8 @@ def test_keys_differ_by_server_by_tenant_and_by_secret():
 
 def test_development_generates_one_secret_per_data_directory_and_warns(tmp_path, caplog):
     settings = store_settings(tmp_path, patient_key_secret=None)
-    first = app_for(settings).extensions["fasciculation_cds_feedback"].secret
-    second = app_for(settings).extensions["fasciculation_cds_feedback"].secret
+    first = app_for(settings).extensions["fasciculation_cds_card_log"].secret
+    second = app_for(settings).extensions["fasciculation_cds_card_log"].secret
     assert first == second and len(first) >= 32
     assert (tmp_path / "patient-key.secret").stat().st_mode & 0o777 == 0o600
     assert any(getattr(r, "event", None) == "development_patient_key_secret" for r in caplog.records)
@@ -88,7 +88,7 @@ def test_a_call_without_cards_logs_nothing(app, client):
 
 
 def test_cards_that_cannot_be_logged_are_not_returned(app, client):
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE issued_cards")
     response = client.post(SERVICE_PATH, json=fixture_request("06-thiazide-low-k"))

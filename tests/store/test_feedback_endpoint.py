@@ -17,7 +17,7 @@ def issue_cards(client, name: str = "06-thiazide-low-k") -> list[dict]:
 
 
 def stored_feedback(app) -> list[CardFeedback]:
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.connect() as connection:
         return list(connection.execute(select(CardFeedback).order_by(CardFeedback.id)).all())
 
@@ -167,11 +167,60 @@ def test_every_bad_body_is_a_400_operation_outcome_and_stores_nothing(app, clien
     assert stored_feedback(app) == []
 
 
-def test_one_bad_entry_refuses_the_whole_batch_naming_each_problem(app, client):
+def test_bad_entries_are_rejected_one_by_one_and_the_good_ones_stored(app, client):
     body = {"feedback": [GOOD, {**GOOD, "outcome": "maybe"}, {**GOOD, "outcomeTimestamp": "yesterday"}]}
-    issues = assert_outcome(client.post(FEEDBACK_PATH, json=body), 400)
-    assert [issue["expression"] for issue in issues] == [["feedback.1.outcome"], ["feedback.2.outcomeTimestamp"]]
+    issues = assert_outcome(client.post(FEEDBACK_PATH, json=body), 200, "1 of 3 feedback entries were accepted")
+    assert [(issue["severity"], issue["code"]) for issue in issues] == [
+        ("information", "informational"), ("warning", "invalid"), ("warning", "invalid")]
+    assert [issue.get("expression") for issue in issues[1:]] == [["feedback.1.outcome"], ["feedback.2.outcomeTimestamp"]]
+    assert "Must be one of: accepted, overridden" in issues[1]["diagnostics"]
+    assert [(row.card_uuid, row.outcome) for row in stored_feedback(app)] == [(GOOD["card"], "overridden")]
+
+
+def test_one_malformed_entry_in_64_costs_only_itself_and_a_retry_is_safe(app, client):
+    cards = issue_cards(client)
+    batch = [overridden(cards[i % len(cards)]["uuid"], f"2026-11-15T09:{i // 60:02d}:{i % 60:02d}Z")
+             for i in range(64)]
+    batch[17] = {**batch[17], "outcomeTimestamp": "2026-11-15 09:17"}
+    for _attempt in range(2):  # the EHR retries the whole batch: nothing is stored twice
+        issues = assert_outcome(client.post(FEEDBACK_PATH, json={"feedback": batch}), 200,
+                                "63 of 64 feedback entries were accepted", "RFC 3339")
+        assert [issue.get("expression") for issue in issues[1:]] == [["feedback.17.outcomeTimestamp"]]
+        assert len(stored_feedback(app)) == 63
+
+
+def test_a_batch_without_one_good_entry_is_a_400_naming_each(app, client):
+    body = {"feedback": [{**GOOD, "outcome": "maybe"}, "not an object"]}
+    issues = assert_outcome(client.post(FEEDBACK_PATH, json=body), 400, "feedback.1: must be a feedback object")
+    assert [issue.get("expression") for issue in issues] == [["feedback.0.outcome"], ["feedback.1"]]
+    assert {issue["severity"] for issue in issues} == {"error"}
     assert stored_feedback(app) == []
+
+
+# -- flagged -----------------------------------------------------------------------------------------
+
+def test_a_suggestion_the_card_never_offered_is_stored_and_flagged(app, client, caplog):
+    cards = issue_cards(client)
+    offering = next(card for card in cards if card.get("suggestions"))
+    plain = next(card for card in cards if not card.get("suggestions"))
+    offered = offering["suggestions"][0]["uuid"]
+    body = {"feedback": [
+        accepted(offering["uuid"], NOW, suggestions=(offered,)),
+        accepted(offering["uuid"], "2026-11-15T09:06:00Z", suggestions=(offered, "5a0c0bd2-not-on-this-card")),
+        accepted(plain["uuid"], NOW, suggestions=(offered,)),  # another card's suggestion
+        accepted("4c1e0d1f-0000-4000-8000-000000000000", NOW, suggestions=("x",)),  # unknown card: cannot tell
+        overridden(plain["uuid"], NOW),
+    ]}
+    response = client.post(FEEDBACK_PATH, json=body)
+    assert response.status_code == 200 and response.get_json() == {}
+    flags = {(row.card_uuid, row.outcome, row.outcome_at.minute): row.suggestions_known for row in stored_feedback(app)}
+    assert flags == {(offering["uuid"], "accepted", 5): True, (offering["uuid"], "accepted", 6): False,
+                     (plain["uuid"], "accepted", 5): False, (plain["uuid"], "overridden", 5): None,
+                     ("4c1e0d1f-0000-4000-8000-000000000000", "accepted", 5): None}
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "feedback"]
+    assert (record.unknown_cards, record.unknown_suggestions) == (1, 2)
+    (warning,) = [r for r in caplog.records if getattr(r, "event", None) == "feedback_unknown_suggestions"]
+    assert warning.count == 2 and "5a0c0bd2" not in warning.getMessage()
 
 
 @pytest.mark.parametrize("data,content_type,status,fragment", [
@@ -212,7 +261,7 @@ def test_cors_applies_to_the_feedback_url(client):
 
 
 def test_the_store_failing_is_a_503_operation_outcome_not_a_500(app, client):
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE card_feedback")
     response = client.post(FEEDBACK_PATH, json={"feedback": [GOOD]})

@@ -30,7 +30,7 @@ def test_the_embedded_database_is_created_and_migrated_on_first_start(tmp_path):
     data_dir = tmp_path / "fresh" / "var"
     app = app_for(store_settings(data_dir))
     assert (data_dir / EMBEDDED_FILE_NAME).exists()
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head_revision()
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
