@@ -9,13 +9,13 @@ from datetime import date
 from typing import Any, Callable, Mapping
 
 from cards.card_assembly import CardContext, assemble, suggestion
-from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DIFFERENTIAL,
+from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DATA_GAP, DIFFERENTIAL,
                             HEALTH_ANXIETY, MEDICATION_REVIEW, NEUROLOGY_REFERRAL, QUININE, REASSURANCE,
                             TOPIC_ORDER, TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
 from cards.render import number, safe
 
 Card = dict[str, Any]
-SUGGESTED_STATUSES = ("missing", "stale", "unusable")
+SUGGESTED_STATUSES = ("missing", "unseen", "stale", "unusable")
 
 
 def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
@@ -106,11 +106,13 @@ def workup_incomplete(findings: list[Finding], ctx: CardContext) -> list[Card]:
             to_order.append(test)
             suggestions.append(_lab_suggestion(ctx, key, test))
     notes = _workup_notes(ctx, findings)
+    statuses = {finding.params["status"] for finding in findings}
     if suggestions:
-        summary = _bounded(t.topic(topic, "summary", "missing").format(tests=", ".join(to_order)),
+        variant = "unseen" if "unseen" in statuses else "missing"
+        summary = _bounded(t.topic(topic, "summary", variant).format(tests=", ".join(to_order)),
                            t.topic(topic, "summary", "missing_generic"))
     else:
-        summary = t.topic(topic, "summary", "pending")
+        summary = t.topic(topic, "summary", "unreadable" if "unreadable" in statuses else "pending")
     advice = [t.topic(topic, "intro"), *notes]
     return [assemble(ctx, topic, summary, "info", why, advice, findings,
                      suggestions=suggestions or None, selection="any")]
@@ -120,10 +122,12 @@ def _status_line(ctx: CardContext, finding: Finding, test: str) -> str:
     status = finding.params["status"]
     template = ctx.texts.topic(WORKUP_INCOMPLETE, "status", status)
     item = finding.data[0] if finding.data else None
-    when = getattr(item, "effective_text", None) or ctx.texts.get("phrases", "unknown_date")
+    when = getattr(item, "effective_text", None) or getattr(item, "date_text", None) or \
+        ctx.texts.get("phrases", "unknown_date")
     order = finding.data[-1] if status == "ordered" else None
     line = template.format(test=test, date=when, months=number(finding.params["months"]),
-                           reference=safe(getattr(order, "evidence", None) or "ServiceRequest"))
+                           reference=safe(getattr(order, "evidence", None) or "ServiceRequest"),
+                           reason=safe(getattr(item, "reason", "")))
     return line[:1].upper() + line[1:]
 
 
@@ -280,9 +284,17 @@ def compression(findings: list[Finding], ctx: CardContext) -> list[Card]:
         summary, indicator = t.topic(topic, "summary", "low_abi").format(
             value=number(abi.value, 2), threshold=threshold), "info"
     else:
-        summary, indicator = t.topic(topic, "summary", "no_abi"), "info"
+        summary, indicator = t.topic(topic, "summary", finding.kind), "info"
     advice = [point.format(threshold=threshold) for point in t.topic(topic, "points")]
     return [assemble(ctx, topic, summary, indicator, _why(ctx, findings), advice, findings)]
+
+
+def data_gap(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    """What could not be fetched or read: never taken for normal or absent (the data-quality policy)."""
+    t, topic = ctx.texts, DATA_GAP
+    kind = "not_fetched" if any(f.kind == "not_fetched" for f in findings) else "unreadable"
+    return [assemble(ctx, topic, t.topic(topic, "summary", kind), "warning", _why(ctx, findings),
+                     list(t.topic(topic, "points")), findings)]
 
 
 def differential(findings: list[Finding], ctx: CardContext) -> list[Card]:
@@ -299,6 +311,7 @@ BUILDERS: Mapping[str, Callable[[list[Finding], CardContext], list[Card]]] = {
     NEUROLOGY_REFERRAL: neurology_referral,
     WORKUP_INCOMPLETE: workup_incomplete,
     ABNORMAL_RESULT: abnormal_result,
+    DATA_GAP: data_gap,
     MEDICATION_REVIEW: medication_review,
     REASSURANCE: reassurance,
     TREATMENT_OPTIONS: treatment_options,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cards import review
 from cards.api import ReviewOptions
 from cards.knowledge_base import load_knowledge
-from cards.view_builder import collect, may_trigger
+from cards.chart import collect, may_trigger
 from hooks.registry import ALL_SERVICES
 from service import create_app
 from service.schemas import CardSchema, CardsResponseSchema
