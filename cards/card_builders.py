@@ -292,9 +292,10 @@ def compression(findings: list[Finding], ctx: CardContext) -> list[Card]:
 def data_gap(findings: list[Finding], ctx: CardContext) -> list[Card]:
     """What could not be fetched or read: never taken for normal or absent (the data-quality policy)."""
     t, topic = ctx.texts, DATA_GAP
-    kind = "not_fetched" if any(f.kind == "not_fetched" for f in findings) else "unreadable"
-    return [assemble(ctx, topic, t.topic(topic, "summary", kind), "warning", _why(ctx, findings),
-                     list(t.topic(topic, "points")), findings)]
+    kind = findings[0].kind  # one data-gap finding per review (rules/data_quality.py)
+    indicator = "info" if kind == "orders_only" else "warning"
+    return [assemble(ctx, topic, t.topic(topic, "summary", kind), indicator, _why(ctx, findings),
+                     list(t.topic(topic, "points" if kind != "orders_only" else "orders_points")), findings)]
 
 
 def differential(findings: list[Finding], ctx: CardContext) -> list[Card]:

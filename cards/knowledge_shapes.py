@@ -181,7 +181,8 @@ TOPICS = {
         {"default": TEXT, "pregnancy": TEXT},
         points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), source_pregnancy=str,
     ),
-    "data-gap": _topic({"not_fetched": TEXT, "unreadable": TEXT}, points=POINTS),
+    "data-gap": _topic({"not_fetched": TEXT, "unreadable": TEXT, "orders_only": TEXT}, points=POINTS,
+                       orders_points=POINTS),
     "health-anxiety": _topic({"default": TEXT}, points=POINTS),
     "differential": _topic(
         {"myokymia": TEXT, "blepharospasm": TEXT, "hemifacial_spasm": TEXT, "restless_legs": TEXT},

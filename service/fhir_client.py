@@ -153,7 +153,7 @@ class FhirClient:
                 log.warning("stopped paging at the page cap", extra={
                     "event": "fhir_page_cap", "pages": pages_read, "resources": len(collected)})
                 return FetchResult(collected, "incomplete",
-                                   f"more than {pages_read} pages (CDS_FHIR_MAX_PAGES): the rest was not read")
+                                   f"the service stopped at its page cap ({pages_read} pages); the rest was not read")
             if url in seen_urls:
                 raise FhirFetchError("the FHIR server's Bundle next links loop back on themselves")
             seen_urls.add(url)

@@ -150,8 +150,7 @@ def gather(service: CdsService, request: Mapping[str, Any], client: FhirClient,
 # References (`Type/id`) a hook may ask for, and how many per call.
 _REFERENCE = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
 MAX_REFERENCES = 50
-_UNFOLLOWED = ("the EHR sent only the first page (the Bundle has a next link) and the service may not query "
-               "the FHIR server for the rest")
+_UNFOLLOWED = "the EHR sent only the first page, and the service may not query the FHIR server for the rest"
 
 
 def _reference_fetcher(client: FhirClient, access: FhirAccess | None, deadline: float,

@@ -11,7 +11,7 @@ from cards.findings import Finding
 from cards.knowledge_base import Knowledge
 from cards.rules.base import Emit
 from cards.rules.workup import checked_analytes
-from cards.view import PatientView
+from cards.view import ORDERS, PatientView
 
 
 def data_gaps(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:
@@ -19,4 +19,8 @@ def data_gaps(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Findi
     unreadable = [item for item in view.unreadable if not (item.kind == "lab" and item.subject in shown_on_workup)]
     if not view.gaps and not unreadable:
         return []
-    return [emit("not_fetched" if view.gaps else "unreadable", *view.gaps, *unreadable)]
+    if all(item.domain == ORDERS for item in (*view.gaps, *unreadable)):
+        kind = "orders_only"  # reassurance does not depend on them: only a suggestion may repeat an order
+    else:
+        kind = "not_fetched" if view.gaps else "unreadable"
+    return [emit(kind, *view.gaps, *unreadable)]
