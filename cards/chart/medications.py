@@ -122,8 +122,8 @@ def medication_references_needed(resources: list[Any], medicines: Medicines) -> 
     Medication is neither contained nor in the data: the service may fetch them."""
     needed = []
     for resource in resources:
-        if type(resource) is not dict or resource.get("resourceType") not in MEDICATION_TYPES \
-                or resource.get("medicationCodeableConcept") is not None:
+        if type(resource) is not dict or type(resource.get("resourceType")) is not str \
+                or resource["resourceType"] not in MEDICATION_TYPES or resource.get("medicationCodeableConcept") is not None:
             continue
         try:
             if isinstance(relevant_status(resource), str):
