@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
     evaluate.add_argument("--as-of", type=_instant, help="evaluate as of this date or instant (default now)")
     evaluate.add_argument("--service", help="service id for a request file (default: the one for its hook)")
+    evaluate.add_argument("--explain", action="store_true",
+                          help="instead of cards, list every resource as used, ignored (why) or unreadable (why)")
     evaluate.set_defaults(run=_evaluate)
 
     database = commands.add_parser("db", help="the card log and feedback database (DATABASE_URL)")
@@ -118,6 +120,8 @@ def _is_loopback(host: str) -> bool:
 # -- evaluate ------------------------------------------------------------------------------
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.explain:
+        return _explain(args)
     document = _read_json(args.file)
     as_of = args.as_of or datetime.now(UTC)
     # The cards are the output here; the service's per-call log lines would only bury them.
@@ -135,6 +139,37 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(orjson.dumps(response, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_cards(response["cards"], as_of))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """The data-quality report (cards/chart/explain.py) for a request's prefetch or a patient Bundle."""
+    from cards.chart.explain import explain, render
+    from service.fhir_client import bundle_resources
+
+    document = _read_json(args.file)
+    as_of = args.as_of or datetime.now(UTC)
+    if document.get("resourceType") == "Bundle":
+        resources = [(None, resource) for resource in bundle_resources(document)]
+        patients = [r for _, r in resources if r.get("resourceType") == "Patient"]
+        if len(patients) != 1 or not isinstance(patients[0].get("id"), str):
+            raise CliError("a patient Bundle must hold exactly one Patient with an id")
+        patient_id = patients[0]["id"]
+    elif "hook" in document:
+        patient_id = (document.get("context") or {}).get("patientId")
+        if not isinstance(patient_id, str) or not patient_id:
+            raise CliError(f"{args.file}: the request has no context.patientId")
+        resources = [(key, resource) for key, value in (document.get("prefetch") or {}).items()
+                     if isinstance(value, dict)
+                     for resource in (bundle_resources(value) if value.get("resourceType") == "Bundle" else [value])]
+    else:
+        raise CliError(f"{args.file}: neither a CDS Hooks request (no 'hook') nor a FHIR Bundle")
+    entries = explain(resources, patient_id=patient_id, now=as_of)
+    if args.json:
+        print(orjson.dumps({"patient": patient_id, "asOf": as_of.isoformat(),
+                            "resources": [entry.as_json() for entry in entries]}, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(entries, patient_id=patient_id, now=as_of))
     return 0
 
 

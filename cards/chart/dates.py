@@ -57,10 +57,10 @@ def _parse_datetime(value: str) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
-def zone_note(value: Any) -> str | None:
+def zone_note(value: Any, name: str = "dateTime") -> str | None:
     """For the explain report: a dateTime with a time but no zone, read as UTC."""
     if isinstance(value, str) and "T" in value and parse_datetime(value) and not _HAS_ZONE.search(value.strip()):
-        return f"{value.strip()!r} has no time zone; read as UTC"
+        return f"{name} {value.strip()!r} has no time zone; read as UTC"
     return None
 
 

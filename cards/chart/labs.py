@@ -155,7 +155,7 @@ def pick_latest(candidates: LabCandidates, knowledge: Knowledge, sex: str | None
         def note(candidate: Candidate, reason: str) -> None:
             newer_unreadable.append(_unreadable(candidate, reason))
             if trace:
-                trace(candidate.resource, "unreadable", reason)
+                trace(candidate.resource, "unreadable", f"{analyte} result: {reason}")
 
         for pool in (candidates.accepted, candidates.preliminary):
             for candidate in _newest_first(pool.get(analyte, []), note):

@@ -108,7 +108,7 @@ class ChartPass:
             subject=subject, reason=reason,
             date_text=display_date(date), evidence=reference_to(resource), resource_type=resource_type,
             trigger=trigger, index=index))
-        self._note(resource, "unreadable", reason)
+        self._note(resource, "unreadable", f"{subject}: {reason}" if subject else reason)
 
     def _what_it_records(self, resource: Mapping[str, Any]) -> tuple[str, str | None, bool, bool] | None:
         """(subject, domain, trigger, index) from the code alone, for a resource found unreadable elsewhere."""

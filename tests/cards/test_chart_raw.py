@@ -48,7 +48,8 @@ def test_months_before_clamps_to_month_end() -> None:
 
 
 def test_a_date_without_time_zone_is_noted_for_the_explain_report() -> None:
-    assert "no time zone" in zone_note("2026-11-10T08:30")
+    assert zone_note("2026-11-10T08:30", "effectiveDateTime") == (
+        "effectiveDateTime '2026-11-10T08:30' has no time zone; read as UTC")
     assert zone_note("2026-11-10T08:30:00Z") is None and zone_note("2026-11-10") is None
 
 
