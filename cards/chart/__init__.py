@@ -19,6 +19,9 @@ def medication_references_needed(resources: Iterable[Any]) -> list[str]:
     """`Medication/{id}` references of current or recently stopped medicines whose Medication is
     neither contained nor among the resources (an `include` entry): the ones worth fetching."""
     chart = list(resources)
+    from cards.knowledge_base import load_knowledge
+    if not may_trigger(chart, load_knowledge()):
+        return []  # a chart without a symptom gets no card: nothing is worth fetching
     medicines = {resource["id"]: resource for resource in chart
                  if is_object(resource) and resource.get("resourceType") == "Medication"
                  and isinstance(resource.get("id"), str)}
