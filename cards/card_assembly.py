@@ -56,6 +56,17 @@ def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: li
     return card
 
 
+def why_lines(ctx: CardContext, findings: list[Finding]) -> list[str]:
+    """The "why this card" list: each data point the findings used, once."""
+    lines = []
+    for finding in findings:
+        for item in finding.data:
+            line = ctx.renderer.render(item, finding.params)
+            if line not in lines:
+                lines.append(line)
+    return lines
+
+
 def suggestion(label: str, description: str, resource: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:
     built: dict[str, Any] = {"label": label, "uuid": str(uuid.uuid4())}
     if recommended:

@@ -33,6 +33,7 @@ class Compiler:
             owner = self.system_by_uri.setdefault(normalise_uri(uri), name)
             self._require(owner == name, "settings", f"systems.{name}", f"{uri} means the same as a URI of {owner}")
 
+    # The checks the per-file compilers (knowledge_medicines, knowledge_orders) use: knowledge_model.Checks.
     require = property(lambda self: self._require)
     key = property(lambda self: self._key)
 

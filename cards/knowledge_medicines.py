@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from cards.knowledge_model import Ingredient, normalise_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cards.knowledge_compiler import Compiler
+from cards.knowledge_model import Checks, Ingredient, normalise_text
 
 
 @dataclass
@@ -25,7 +22,7 @@ class MedicineTables:
     names: dict[str, tuple[str, ...]]
 
 
-def compile_medicines(compiler: Compiler, meds: Mapping[str, Any], products: Mapping[str, Any]) -> MedicineTables:
+def compile_medicines(compiler: Checks, meds: Mapping[str, Any], products: Mapping[str, Any]) -> MedicineTables:
     classes = set(meds["classes"])
     ingredients: dict[str, Ingredient] = {}
     by_rxnorm: dict[str, list[str]] = defaultdict(list)
@@ -52,7 +49,7 @@ def compile_medicines(compiler: Compiler, meds: Mapping[str, Any], products: Map
                           {k: tuple(v) for k, v in names.items()})
 
 
-def _products(compiler: Compiler, products: Mapping[str, Any], ingredients: Mapping[str, Ingredient],
+def _products(compiler: Checks, products: Mapping[str, Any], ingredients: Mapping[str, Ingredient],
               by_rxnorm: dict[str, list[str]], by_atc: dict[str, list[str]], strengths: dict[str, dict[str, float]],
               names: dict[str, list[str]]) -> None:
     for index, product in enumerate(products["products"]):

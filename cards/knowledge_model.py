@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 CodeKey = tuple[str, str]  # (short system name, code), e.g. ("loinc", "2823-3")
 
@@ -162,6 +162,14 @@ def dotted_icd(code: str) -> str:
     """An ICD-10 code as the code lists write it: upper case, dot after the category (R253 -> R25.3)."""
     code = code.strip().upper()
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 and "." not in code else code
+
+
+class Checks(Protocol):
+    """What the per-file compilers need from the knowledge compiler: its checks."""
+
+    def require(self, condition: bool, file: str, path: str, message: str) -> None: ...
+
+    def key(self, file: str, path: str, entry: Mapping[str, Any]) -> CodeKey: ...
 
 
 class KnowledgeError(RuntimeError):

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from cards.knowledge_model import CodeKey, normalise_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cards.knowledge_compiler import Compiler
+from cards.knowledge_model import Checks, CodeKey, normalise_text
 
 
-def compile_orders(compiler: Compiler, order_codes: Mapping[str, Any], order_keys: set[str]):
+def compile_orders(compiler: Checks, order_codes: Mapping[str, Any], order_keys: set[str]):
     """(covers by code, covers by normalised name)."""
     by_code: dict[CodeKey, frozenset[str]] = {}
     by_name: dict[str, frozenset[str]] = {}

@@ -26,8 +26,11 @@ import requests
 
 from service import metrics
 from service.config import Settings
+from service.fhir_bundles import bundle_resources, next_link, says_not_supported
 from service.ssrf import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, VettedAdapter
 
+__all__ = ["FetchJob", "FetchResult", "FhirAccess", "FhirClient", "FhirFetchError", "absolute_url", "bundle_resources",
+           "next_link", "says_not_supported"]
 log = logging.getLogger("service.fhir")
 
 _MAX_REDIRECTS = 3
@@ -280,42 +283,6 @@ class FhirClient:
 def _no_answer(status: str, started: float) -> None:
     metrics.observe_fhir_request(status, time.perf_counter() - started)
     metrics.count_fhir_error(status)
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The resources of a Bundle, leaving out search outcome entries."""
-    resources = []
-    entries = bundle.get("entry")
-    if not isinstance(entries, list):
-        return resources
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        search = entry.get("search")
-        if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
-        if isinstance(resource, dict):
-            resources.append(resource)
-    return resources
-
-
-def says_not_supported(outcome: Any) -> bool:
-    """An OperationOutcome whose issues say the type or search is not supported (issue type
-    `not-supported`)."""
-    issues = outcome.get("issue") if isinstance(outcome, dict) else None
-    return isinstance(issues, list) and any(isinstance(issue, dict) and issue.get("code") == "not-supported"
-                                            for issue in issues)
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
-    return None
 
 
 def _safe_reason(key: str, error: BaseException | None) -> str:

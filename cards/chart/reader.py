@@ -25,9 +25,10 @@ from cards.chart.labs import (PREGNANCY, LabCandidates, Trace, effective_raw, la
                               pregnancy_from_observations)
 from cards.chart.medications import select_medication, tapered_or_stopped_within
 from cards.chart.orders import select_order
-from cards.chart.raw import Unreadable, as_str, code_value, is_object, reference_to, referenced_patient_id
+from cards.chart.raw import Unreadable, code_value, is_object, reference_to, referenced_patient_id
 from cards.knowledge_base import Knowledge
-from cards.knowledge_model import TRIGGER_GROUPS, bare_code
+from cards.knowledge_model import TRIGGER_GROUPS
+from cards.chart.screen import may_trigger
 from cards.view import (CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS, PATIENT, ActiveOrder, ClinicalFinding, DataGap,
                         MedicationUse, PatientView)
 from cards.view import Unreadable as UnreadableItem
@@ -252,36 +253,6 @@ _KIND = {"Patient": "patient", "Condition": "finding", "Observation": "finding",
 _LATER = frozenset({"MedicationRequest", "MedicationStatement", "ServiceRequest", "Medication"})
 
 
-def may_trigger(resources: Iterable[Any], knowledge: Knowledge) -> bool:
-    """Whether any Condition or Observation carries a code of a trigger concept, whatever its system,
-    status, date or patient: a superset of ChartPass.has_trigger that reads one element per resource.
-
-    Written for speed (it looks at every resource of every chart opened): plain JSON is walked
-    directly; anything else that is not plain JSON answers True, and the full pass decides."""
-    codes = knowledge.trigger_codes
-    for resource in resources:
-        if type(resource) is not dict:
-            if isinstance(resource, Mapping):
-                return True
-            continue
-        if resource.get("resourceType") not in ("Condition", "Observation"):
-            continue
-        concept = resource.get("code")
-        coding_list = concept.get("coding") if type(concept) is dict else None
-        if type(coding_list) is not list:
-            if concept is not None and (type(concept) is not dict or coding_list is not None):
-                return True  # a code that cannot be read plainly: the full pass decides
-            continue
-        for coding in coding_list:
-            code = coding.get("code") if type(coding) is dict else None
-            if type(code) is str:
-                if code in codes or bare_code(code) in codes:
-                    return True
-            elif code is not None or type(coding) is not dict:
-                return True
-    return False
-
-
 def collect(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledge: Knowledge,
             trace: Trace | None = None) -> ChartPass:
     """The pass over the resources: findings read, medicines and orders put aside for complete()."""
@@ -308,4 +279,4 @@ def unread(resources: Iterable[Any], *, patient_id: str, now: datetime, knowledg
     return state
 
 
-__all__ = ["ChartPass", "collect", "may_trigger", "read_chart", "unread", "as_str"]
+__all__ = ["ChartPass", "collect", "may_trigger", "read_chart", "unread"]
