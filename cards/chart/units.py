@@ -72,16 +72,11 @@ def read_quantity(quantity: Any, lab: LabCode, knowledge: Knowledge, name: str,
                   fallback_unit: str | None = None) -> NormalisedQuantity | None:
     """The quantity in canonical units; None when it has no value; Unreadable when its value or unit
     cannot be read. ``fallback_unit``: the unit of the reference range, for a value sent without one."""
-    if quantity is None:
+    read = _value_and_units(quantity, knowledge, name)
+    if read is None:
         return None
-    if not is_object(quantity):
-        raise Unreadable(f"{name} is not a Quantity")
-    value = number(quantity.get("value"), f"{name}.value")
-    if value is None:
-        return None
-    code, unit_text = unit_of(quantity, knowledge, name)
+    value, spellings = read
     unitless = knowledge.analytes[lab.analyte].unitless
-    spellings = [spelling for spelling in (code, unit_text) if spelling]
     if not spellings and fallback_unit:
         spellings = [fallback_unit]
     if not spellings:
@@ -94,6 +89,18 @@ def read_quantity(quantity: Any, lab: LabCode, knowledge: Knowledge, name: str,
     if comparator is not None and comparator not in _COMPARATORS:
         raise Unreadable(f"comparator {comparator[:10]!r} is not one of < <= >= >")
     return NormalisedQuantity(value=value * factor, original_value=value, original_unit=unit, comparator=comparator)
+
+
+def _value_and_units(quantity: Any, knowledge: Knowledge, name: str) -> tuple[float, list[str]] | None:
+    """(value, the unit spellings it names, UCUM code first), or None when it has no value."""
+    if quantity is None:
+        return None
+    if not is_object(quantity):
+        raise Unreadable(f"{name} is not a Quantity")
+    value = number(quantity.get("value"), f"{name}.value")
+    if value is None:
+        return None
+    return value, [spelling for spelling in unit_of(quantity, knowledge, name) if spelling]
 
 
 def _first_known(spellings: list[str], lab: LabCode, knowledge: Knowledge) -> tuple[str, float]:
@@ -120,15 +127,10 @@ def range_unit(ranges: list[Mapping[str, Any]], knowledge: Knowledge) -> str | N
 def read_bound(bound: Any, lab: LabCode, result_unit: str, knowledge: Knowledge, name: str) -> float | None:
     """A referenceRange low/high in canonical units. A bound without a unit shares the result's unit
     (labs commonly omit it); a bound in an unknown unit makes the result unreadable."""
-    if bound is None:
+    read = _value_and_units(bound, knowledge, name)
+    if read is None:
         return None
-    if not is_object(bound):
-        raise Unreadable(f"{name} is not a Quantity")
-    value = number(bound.get("value"), f"{name}.value")
-    if value is None:
-        return None
-    code, unit_text = unit_of(bound, knowledge, name)
-    spellings = [spelling for spelling in (code, unit_text) if spelling]
+    value, spellings = read
     if not spellings:
         if result_unit == "":
             return value

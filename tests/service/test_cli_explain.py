@@ -2,17 +2,9 @@
 import json
 from pathlib import Path
 
-from service.cli import main
+from tests.service.test_cli import AS_OF, FIXTURES, run
 
 HERE = Path(__file__).parent
-FIXTURES = HERE.parents[1] / "fixtures"
-AS_OF = "2026-11-15T09:00:00Z"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_the_report_says_why_a_potassium_did_not_show(capsys):
