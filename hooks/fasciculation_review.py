@@ -88,6 +88,7 @@ SERVICE = CdsService(
     prefetch=PREFETCH,
     usage_requirements=(
         "Read access to Patient, Condition, Observation, MedicationRequest, MedicationStatement and "
-        "ServiceRequest for the patient, by prefetch or through fhirServer with fhirAuthorization."
+        "ServiceRequest for the patient, by prefetch or through fhirServer with fhirAuthorization; and "
+        "to Medication, for medicines named by reference."
     ),
 )
