@@ -115,6 +115,7 @@ def gather(service: CdsService, request: Mapping[str, Any], client: FhirClient,
             results[key], how[key] = FetchResult(), NULL
         elif _is_operation_outcome(value) and says_not_supported(value):
             results[key] = FetchResult(state="unsupported", reason="the EHR answered that this search is not supported")
+            how[key] = SUPPLIED
         elif value is _ABSENT or _is_operation_outcome(value):
             query = render_template(template, request["context"])
             if query is None:  # e.g. an encounterId template on a call without an encounter
