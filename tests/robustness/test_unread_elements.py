@@ -89,7 +89,7 @@ _BASELINES = {patient_id: cards_of(chart, patient_id) for patient_id, chart in F
 
 def _add(target: dict, name: str, value: Any) -> None:
     if name not in target:  # only new elements: an element the rules read keeps its value
-        target[name] = value
+        target[name] = copy.deepcopy(value)  # sampled values are shared between examples: never mutate them
 
 
 @PROPERTY
