@@ -4,7 +4,6 @@ reading layer as a chart would carry it. New entries are covered as soon as they
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from cards.knowledge_base import KNOWLEDGE_DIR, KnowledgeError
 from cards.knowledge_icd import DESCENDANTS_FILE, generate, render
 from cards.knowledge_model import normalise_text
 from tests.cards.factories import NOW, PID, SYSTEMS, fasciculation, medication_request, observation, patient
+from tests.cards.test_knowledge import _edit, knowledge_copy  # noqa: F401 - the fixture, shared
 
 K = load_knowledge()
 
@@ -129,20 +129,6 @@ def _listed_elsewhere() -> set[tuple[str, str]]:
 def test_brand_and_generic_names_are_whole_words():
     assert normalise_text("Lasix") in K.ingredients_by_name
     assert medicine({"text": "Lasixtra 10 mg"}) is None
-
-
-@pytest.fixture
-def knowledge_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "knowledge"
-    shutil.copytree(KNOWLEDGE_DIR, target)
-    return target
-
-
-def _edit(directory: Path, filename: str, change) -> None:
-    path = directory / filename
-    content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(content)
-    path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 @pytest.mark.parametrize("filename, change, expected", [
