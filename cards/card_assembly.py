@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import re
-
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cards.findings import Finding
 from cards.knowledge_base import Knowledge
+from cards.options import ReviewOptions
 from cards.render import DataPointRenderer, Texts
 from cards.view import PatientView
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cards.api import ReviewOptions
 
 TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
 SUMMARY_LIMIT = 139
@@ -28,7 +25,7 @@ class CardContext:
     knowledge: Knowledge
     texts: Texts
     renderer: DataPointRenderer
-    options: "ReviewOptions"
+    options: ReviewOptions
     topics_present: frozenset[str]
 
 
@@ -57,6 +54,17 @@ def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: li
     if links:
         card["links"] = links
     return card
+
+
+def why_lines(ctx: CardContext, findings: list[Finding]) -> list[str]:
+    """The "why this card" list: each data point the findings used, once."""
+    lines = []
+    for finding in findings:
+        for item in finding.data:
+            line = ctx.renderer.render(item, finding.params)
+            if line not in lines:
+                lines.append(line)
+    return lines
 
 
 def suggestion(label: str, description: str, resource: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:

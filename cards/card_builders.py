@@ -5,17 +5,17 @@ beyond choosing the wording variant. Optional card fields are omitted, never sen
 """
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Callable, Mapping
 
-from cards.card_assembly import CardContext, assemble, suggestion
-from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DIFFERENTIAL,
+from cards.advice_cards import compression, cramp_management, data_gap, differential, reassurance, treatment_options
+from cards.card_assembly import CardContext, assemble, suggestion, why_lines
+from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DATA_GAP, DIFFERENTIAL,
                             HEALTH_ANXIETY, MEDICATION_REVIEW, NEUROLOGY_REFERRAL, QUININE, REASSURANCE,
                             TOPIC_ORDER, TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
 from cards.render import number, safe
 
 Card = dict[str, Any]
-SUGGESTED_STATUSES = ("missing", "stale", "unusable")
+SUGGESTED_STATUSES = ("missing", "unseen", "stale", "unusable")
 
 
 def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
@@ -27,16 +27,6 @@ def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
         if topic in by_topic:
             cards.extend(BUILDERS[topic](by_topic[topic], ctx))
     return cards
-
-
-def _why(ctx: CardContext, findings: list[Finding]) -> list[str]:
-    lines = []
-    for finding in findings:
-        for item in finding.data:
-            line = ctx.renderer.render(item, finding.params)
-            if line not in lines:
-                lines.append(line)
-    return lines
 
 
 # ---- neurology referral ---------------------------------------------------------------------------
@@ -106,11 +96,13 @@ def workup_incomplete(findings: list[Finding], ctx: CardContext) -> list[Card]:
             to_order.append(test)
             suggestions.append(_lab_suggestion(ctx, key, test))
     notes = _workup_notes(ctx, findings)
+    statuses = {finding.params["status"] for finding in findings}
     if suggestions:
-        summary = _bounded(t.topic(topic, "summary", "missing").format(tests=", ".join(to_order)),
+        variant = "unseen" if "unseen" in statuses else "missing"
+        summary = _bounded(t.topic(topic, "summary", variant).format(tests=", ".join(to_order)),
                            t.topic(topic, "summary", "missing_generic"))
     else:
-        summary = t.topic(topic, "summary", "pending")
+        summary = t.topic(topic, "summary", "unreadable" if "unreadable" in statuses else "pending")
     advice = [t.topic(topic, "intro"), *notes]
     return [assemble(ctx, topic, summary, "info", why, advice, findings,
                      suggestions=suggestions or None, selection="any")]
@@ -120,10 +112,12 @@ def _status_line(ctx: CardContext, finding: Finding, test: str) -> str:
     status = finding.params["status"]
     template = ctx.texts.topic(WORKUP_INCOMPLETE, "status", status)
     item = finding.data[0] if finding.data else None
-    when = getattr(item, "effective_text", None) or ctx.texts.get("phrases", "unknown_date")
+    when = getattr(item, "effective_text", None) or getattr(item, "date_text", None) or \
+        ctx.texts.get("phrases", "unknown_date")
     order = finding.data[-1] if status == "ordered" else None
     line = template.format(test=test, date=when, months=number(finding.params["months"]),
-                           reference=safe(getattr(order, "evidence", None) or "ServiceRequest"))
+                           reference=safe(getattr(order, "evidence", None) or "ServiceRequest"),
+                           reason=safe(getattr(item, "reason", "")))
     return line[:1].upper() + line[1:]
 
 
@@ -177,7 +171,7 @@ def abnormal_result(findings: list[Finding], ctx: CardContext) -> list[Card]:
         advice.append(t.topic(topic, "explanations", finding.kind))
         if finding.params.get("red_flag"):
             advice.append(t.topic(topic, "explanations", "ck_red_flag"))
-    return [assemble(ctx, topic, summary, "warning", _why(ctx, findings), advice, findings)]
+    return [assemble(ctx, topic, summary, "warning", why_lines(ctx, findings), advice, findings)]
 
 
 # ---- medicines ------------------------------------------------------------------------------------
@@ -213,82 +207,9 @@ def _static_card(topic: str, indicator: str) -> Callable[[list[Finding], CardCon
     """A card whose text is fixed: the findings only supply the "why" list."""
     def build(findings: list[Finding], ctx: CardContext) -> list[Card]:
         t = ctx.texts
-        return [assemble(ctx, topic, t.topic(topic, "summary", "default"), indicator, _why(ctx, findings),
+        return [assemble(ctx, topic, t.topic(topic, "summary", "default"), indicator, why_lines(ctx, findings),
                          list(t.topic(topic, "points")), findings)]
     return build
-
-
-# ---- reassurance and advice -------------------------------------------------------------------------
-def reassurance(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, REASSURANCE
-    given_on = ctx.options.reassurance_date()
-    if _recent_reassurance(given_on, ctx):
-        day = given_on.isoformat()
-        return [assemble(ctx, topic, t.topic(topic, "summary", "repeat").format(date=day), "info",
-                         [], [t.topic(topic, "repeat_detail").format(date=day)], findings)]
-    advice = list(t.topic(topic, "points"))
-    if any(f.params.get("health_anxiety") for f in findings):
-        advice.insert(0, t.topic(topic, "health_anxiety_point"))
-    return [assemble(ctx, topic, t.topic(topic, "summary", "full"), "info", _why(ctx, findings), advice, findings)]
-
-
-def _recent_reassurance(given_on: date | None, ctx: CardContext) -> bool:
-    if given_on is None:
-        return False
-    days = (ctx.view.now.date() - given_on).days
-    return 0 <= days <= ctx.knowledge.thresholds.reassurance_repeat_window_days
-
-
-def treatment_options(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, TREATMENT_OPTIONS
-    why = []
-    for finding in findings:
-        for symptom, reason in zip(finding.data, finding.params["reasons"]):
-            name = safe(symptom.display) if symptom.display else t.name("concepts", symptom.concept)
-            started = symptom.onset_text or symptom.recorded_text or t.get("phrases", "unknown_date")
-            line = t.topic(topic, "reasons", reason).format(
-                name=name, severity=t.name("severity", symptom.severity or "moderate"), date=started,
-                months=number(finding.params["months"]))
-            if line not in why:  # the same symptom is often recorded at several visits
-                why.append(line)
-    advice = list(t.topic(topic, "points"))
-    if any(f.params.get("cramps") for f in findings):
-        advice.append(t.topic(topic, "cramp_point"))
-    if ctx.topics_present & {WORKUP_INCOMPLETE, ABNORMAL_RESULT}:
-        advice.insert(0, t.topic(topic, "pending_workup_point"))
-    return [assemble(ctx, topic, t.topic(topic, "summary", "default"), "info", why, advice, findings)]
-
-
-def cramp_management(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, CRAMP_MANAGEMENT
-    pregnant = any(f.kind == "pregnancy" for f in findings)
-    advice = list(t.topic(topic, "pregnancy_points" if pregnant else "points"))
-    diuretics = [m for f in findings for m in f.data if getattr(m, "classes", None)]
-    for medication in diuretics:
-        advice.append(t.topic(topic, "diuretic_point").format(medicine=safe(medication.text)))
-    source = t.topic(topic, "source_pregnancy") if pregnant else None
-    return [assemble(ctx, topic, t.topic(topic, "summary", "pregnancy" if pregnant else "default"), "info",
-                     _why(ctx, findings), advice, findings, source_override=source)]
-
-
-def compression(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, COMPRESSION
-    finding = findings[0]
-    threshold = number(finding.params["threshold"])
-    if finding.kind == "low_abi":
-        abi = finding.data[0]
-        summary, indicator = t.topic(topic, "summary", "low_abi").format(
-            value=number(abi.value, 2), threshold=threshold), "info"
-    else:
-        summary, indicator = t.topic(topic, "summary", "no_abi"), "info"
-    advice = [point.format(threshold=threshold) for point in t.topic(topic, "points")]
-    return [assemble(ctx, topic, summary, indicator, _why(ctx, findings), advice, findings)]
-
-
-def differential(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, DIFFERENTIAL
-    return [assemble(ctx, topic, t.topic(topic, "summary", f.kind), "info", _why(ctx, [f]),
-                     list(t.localise(t.topic(topic, "points")[f.kind])), [f]) for f in findings]
 
 
 def _bounded(summary: str, fallback: str) -> str:
@@ -299,6 +220,7 @@ BUILDERS: Mapping[str, Callable[[list[Finding], CardContext], list[Card]]] = {
     NEUROLOGY_REFERRAL: neurology_referral,
     WORKUP_INCOMPLETE: workup_incomplete,
     ABNORMAL_RESULT: abnormal_result,
+    DATA_GAP: data_gap,
     MEDICATION_REVIEW: medication_review,
     REASSURANCE: reassurance,
     TREATMENT_OPTIONS: treatment_options,

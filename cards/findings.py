@@ -5,14 +5,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Union
 
-from cards.view import ActiveOrder, ClinicalFinding, LabGap, LabResult, MedicationUse
+from cards.view import ActiveOrder, ClinicalFinding, DataGap, LabGap, LabResult, MedicationUse, Unreadable
 
-Evidence = Union[ClinicalFinding, LabResult, LabGap, MedicationUse, ActiveOrder]
+Evidence = Union[ClinicalFinding, LabResult, LabGap, MedicationUse, ActiveOrder, Unreadable, DataGap]
 
 # Card topics (public contract: source.topic.code).
 NEUROLOGY_REFERRAL = "neurology-referral"
 WORKUP_INCOMPLETE = "workup-incomplete"
 ABNORMAL_RESULT = "abnormal-result"
+DATA_GAP = "data-gap"
 MEDICATION_REVIEW = "medication-review"
 REASSURANCE = "reassurance"
 TREATMENT_OPTIONS = "treatment-options"
@@ -24,7 +25,7 @@ HEALTH_ANXIETY = "health-anxiety"
 DIFFERENTIAL = "differential"
 
 # Display order of cards: the most urgent first, reassurance last.
-TOPIC_ORDER = (NEUROLOGY_REFERRAL, ABNORMAL_RESULT, WORKUP_INCOMPLETE, MEDICATION_REVIEW, QUININE, COMPRESSION,
+TOPIC_ORDER = (NEUROLOGY_REFERRAL, ABNORMAL_RESULT, DATA_GAP, WORKUP_INCOMPLETE, MEDICATION_REVIEW, QUININE, COMPRESSION,
                CYCLOBENZAPRINE, HEALTH_ANXIETY, TREATMENT_OPTIONS, CRAMP_MANAGEMENT, DIFFERENTIAL, REASSURANCE)
 
 

@@ -13,13 +13,15 @@ import yaml
 
 from cards import knowledge_shapes as shapes
 from cards.knowledge_compiler import FILE_NAMES, Compiler
+from cards.knowledge_icd import read_descendants
 from cards.knowledge_model import (Analyte, CodeKey, Concept, Ingredient, Knowledge, KnowledgeError, LabCode, Order,
                                    Thresholds, normalise_text)
 from cards.schema import ShapeError, check
 
 KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
 SHAPES = {"settings": shapes.SETTINGS, "findings": shapes.FINDINGS, "labs": shapes.LABS,
-          "medications": shapes.MEDICATIONS, "texts": shapes.TEXTS}
+          "medications": shapes.MEDICATIONS, "drug_products": shapes.DRUG_PRODUCTS,
+          "order_codes": shapes.ORDER_CODES, "texts": shapes.TEXTS}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DEFAULT_DIRECTORY = str(KNOWLEDGE_DIR.resolve())
 
@@ -37,7 +39,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
 @lru_cache(maxsize=4)
 def _load(directory: str) -> Knowledge:
     raw = {name: _read(Path(directory) / FILE_NAMES[name], shape) for name, shape in SHAPES.items()}
-    return Compiler(raw).build()
+    return Compiler(raw, read_descendants(Path(directory))).build()
 
 
 def _read(path: Path, shape: Any) -> Any:

@@ -2,37 +2,50 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from cards.knowledge_model import (TRIGGER_GROUPS, Analyte, CodeKey, Concept, Ingredient, Knowledge, KnowledgeError,
-                                   LabCode, Order, Thresholds, bare_code, normalise_text)
+from cards.knowledge_icd import expand
+from cards.knowledge_medicines import compile_medicines
+from cards.knowledge_model import (ICD_SYSTEMS, TRIGGER_GROUPS, Analyte, CodeKey, Concept, Knowledge, KnowledgeError,
+                                   LabCode, Order, Thresholds, bare_code, dotted_icd, normalise_text, normalise_uri)
+from cards.knowledge_orders import compile_orders, name_pattern
 
 FILE_NAMES = {"settings": "settings.yaml", "findings": "findings.yaml", "labs": "labs.yaml",
-              "medications": "medications.yaml", "texts": "texts.yaml"}
+              "medications": "medications.yaml", "drug_products": "drug_products.yaml",
+              "order_codes": "order_codes.yaml", "texts": "texts.yaml"}
 
 
 class Compiler:
     """Cross-checks the files against each other and builds the lookup tables."""
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, raw: Mapping[str, Any], icd_descendants: Mapping[str, Mapping[str, list[str]]]) -> None:
         self.raw = raw
+        self.icd_descendants = icd_descendants
         settings = raw["settings"]
         self.uri_by_system = dict(settings["systems"])
         self.system_by_uri = {uri: name for name, uri in self.uri_by_system.items()}
         for uri, name in settings["system_aliases"].items():
             self._require(name in self.uri_by_system, "settings", f"system_aliases.{uri}", f"unknown system {name!r}")
             self.system_by_uri[uri] = name
+        # Matched by meaning as well (Knowledge.system_of): the normalised spelling of every URI.
+        for uri, name in list(self.system_by_uri.items()):
+            owner = self.system_by_uri.setdefault(normalise_uri(uri), name)
+            self._require(owner == name, "settings", f"systems.{name}", f"{uri} means the same as a URI of {owner}")
+
+    # The checks the per-file compilers (knowledge_medicines, knowledge_orders) use: knowledge_model.Checks.
+    require = property(lambda self: self._require)
+    key = property(lambda self: self._key)
 
     def build(self) -> Knowledge:
-        settings, findings, labs, meds, texts = (self.raw[name] for name in FILE_NAMES)
+        settings, findings, labs, meds, products, order_codes, texts = (self.raw[name] for name in FILE_NAMES)
         thresholds = self._thresholds(settings)
         concepts = self._concepts(findings, settings["recency_policies"])
-        concept_by_code, prefixes = self._concept_index(findings)
+        concept_by_code = self._concept_index(findings)
         analytes, lab_codes = self._analytes(labs)
         orders = self._orders(labs, analytes)
-        ingredients, by_rxnorm, by_atc, strengths, names = self._ingredients(meds)
+        medicines = compile_medicines(self, meds, products)
+        covers_by_code, covers_by_name = compile_orders(self, order_codes, orders, set(analytes))
         self._check_cross_references(thresholds, labs, meds, analytes, concepts)
         self._check_texts(texts, concepts, analytes, orders, meds)
         pregnancy = findings["pregnancy_status"]
@@ -44,7 +57,6 @@ class Compiler:
             uri_by_system=MappingProxyType(self.uri_by_system),
             concepts=MappingProxyType(concepts),
             concept_by_code=MappingProxyType(concept_by_code),
-            concept_prefixes=MappingProxyType(prefixes),
             severity_by_code=MappingProxyType({self._key("findings", "severity", c): c["level"]
                                                for c in findings["severity"]}),
             tongue_codes=self._keys("findings", "tongue_body_site.codes", findings["tongue_body_site"]["codes"]),
@@ -58,19 +70,24 @@ class Compiler:
                                             findings["neurology_referral_orders"]),
             analytes=MappingProxyType(analytes),
             lab_codes=MappingProxyType(lab_codes),
+            panel_codes=self._keys("labs", "panels", labs["panels"]),
             unit_aliases=MappingProxyType(dict(labs["unit_aliases"])),
             orders=MappingProxyType(orders),
+            order_covers_by_code=MappingProxyType(covers_by_code),
+            order_names=name_pattern(covers_by_name),
+            order_covers_by_name=MappingProxyType(covers_by_name),
             required_orders=tuple(labs["workup"]["required_orders"]),
             magnesium_classes=frozenset(labs["workup"]["magnesium_when_current_class"]),
             lab_order_category=self._coding("labs", "lab_order_category", labs["lab_order_category"]),
             referral_order_category=self._coding("labs", "referral_order_category", labs["referral_order_category"]),
             referral_order_code=self._coding("labs", "referral_order_code", labs["referral_order_code"]),
-            ingredients=MappingProxyType(ingredients),
-            ingredients_by_rxnorm=MappingProxyType(by_rxnorm),
-            ingredients_by_atc=MappingProxyType(by_atc),
-            product_strength_mg=MappingProxyType(strengths),
-            medicine_names=_word_pattern(names),
-            ingredient_by_name=MappingProxyType(names),
+            ingredients=MappingProxyType(medicines.ingredients),
+            ingredients_by_rxnorm=MappingProxyType(medicines.by_rxnorm),
+            ingredients_by_atc=MappingProxyType(medicines.by_atc),
+            product_strength_mg=MappingProxyType({code: MappingProxyType(by_ingredient)
+                                                  for code, by_ingredient in medicines.strengths.items()}),
+            medicine_names=_word_pattern(medicines.names),
+            ingredients_by_name=MappingProxyType(medicines.names),
             local_route_codes=self._keys("medications", "local_corticosteroid.route_codes", local["route_codes"]),
             local_atc_prefixes=tuple(entry["code"] for entry in local["atc_prefixes"]),
             local_words=_word_pattern(local["words"]),
@@ -79,6 +96,7 @@ class Compiler:
             texts=texts,
             lab_loinc_codes=tuple(sorted(
                 {code for (system, code) in lab_codes if system == "loinc"}
+                | {code for (system, code) in self._keys("labs", "panels", labs["panels"]) if system == "loinc"}
                 | {code for (system, code) in self._keys("findings", "pregnancy_status", pregnancy["observation_codes"])
                    if system == "loinc"})),
             finding_codes=self._finding_codes(concepts, findings, lab_codes),
@@ -127,30 +145,39 @@ class Compiler:
                 self._require(other in concepts, "findings", f"concepts.{key}.unless_present", f"unknown concept {other!r}")
         return concepts
 
-    def _concept_index(self, findings: Mapping[str, Any]):
-        exact: dict[CodeKey, str] = {}
-        prefixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    def _concept_codes(self, findings: Mapping[str, Any]):
+        """(concept, path, (system, code)) for every listed code and every code an ICD entry expands to."""
         for key, entry in findings["concepts"].items():
             for index, code in enumerate(entry["codes"]):
                 path = f"concepts.{key}.codes[{index}]"
                 system, value = self._key("findings", path, code)
-                owner = exact.get((system, value))
-                self._require(owner in (None, key), "findings", path, f"code {value} already belongs to {owner}")
-                exact[(system, value)] = key
-                if code.get("prefix"):
-                    prefixes[system].append((value, key))
-        # Longest prefix first, so a more specific category wins.
-        ordered = {system: tuple(sorted(items, key=lambda item: -len(item[0]))) for system, items in prefixes.items()}
-        return exact, ordered
+                if system in ICD_SYSTEMS:
+                    self._require(value == dotted_icd(value), "findings", path,
+                                  f"write ICD-10 codes in upper case with the dot ({dotted_icd(value)})")
+                expanded = expand(system, value, self.icd_descendants, path) if code.get("prefix") else [value]
+                for member in expanded:
+                    yield key, path, (system, member), member == value
 
-    @staticmethod
-    def _trigger_codes(findings: Mapping[str, Any], concepts: Mapping[str, Concept]) -> dict[str, Any]:
-        codes, prefixes = set(), set()
-        for key, entry in findings["concepts"].items():
-            if concepts[key].group in TRIGGER_GROUPS:
-                for code in entry["codes"]:
-                    (prefixes if code.get("prefix") else codes).add(bare_code(code["code"]))
-        return {"trigger_codes": frozenset(codes), "trigger_code_prefixes": tuple(sorted(prefixes))}
+    def _concept_index(self, findings: Mapping[str, Any]) -> dict[CodeKey, str]:
+        exact: dict[CodeKey, str] = {}
+        listed: set[CodeKey] = set()
+        for key, path, code_key, is_listed in self._concept_codes(findings):
+            owner = exact.get(code_key)
+            if is_listed:
+                # A code listed by hand may sit below another concept's category: the listed one wins.
+                owned_by_listing = code_key in listed
+                self._require(not owned_by_listing or owner == key, "findings", path,
+                              f"code {code_key[1]} already belongs to {owner}")
+                exact[code_key] = key
+                listed.add(code_key)
+            elif owner is None:
+                exact[code_key] = key
+        return exact
+
+    def _trigger_codes(self, findings: Mapping[str, Any], concepts: Mapping[str, Concept]) -> dict[str, Any]:
+        codes = {bare_code(code_key[1]) for key, _, code_key, _ in self._concept_codes(findings)
+                 if concepts[key].group in TRIGGER_GROUPS}
+        return {"trigger_codes": frozenset(codes)}
 
     def _analytes(self, labs: Mapping[str, Any]):
         analytes, lab_codes = {}, {}
@@ -180,40 +207,11 @@ class Compiler:
             for alternatives in entry["components"]:
                 for analyte in alternatives:
                     self._require(analyte in analytes, "labs", f"orders.{key}.components", f"unknown analyte {analyte!r}")
-            own = self._key("labs", f"orders.{key}.code", entry["code"])
-            covered = {own} | self._keys("labs", f"orders.{key}.satisfied_by_orders", entry.get("satisfied_by_orders", []))
             orders[key] = Order(key=key, coding=self._coding("labs", f"orders.{key}.code", entry["code"]),
-                                components=tuple(tuple(group) for group in entry["components"]),
-                                covered_by=frozenset(covered))
+                                components=tuple(tuple(group) for group in entry["components"]))
         for key in labs["workup"]["required_orders"] + ["magnesium"]:
             self._require(key in orders, "labs", "workup", f"unknown order {key!r}")
         return orders
-
-    def _ingredients(self, meds: Mapping[str, Any]):
-        classes = set(meds["classes"])
-        ingredients, by_rxnorm, by_atc = {}, defaultdict(list), defaultdict(list)
-        strengths: dict[str, float] = {}
-        names: dict[str, str] = {}
-        for key, entry in meds["ingredients"].items():
-            path = f"ingredients.{key}"
-            self._require(entry["class"] in classes, "medications", f"{path}.class", f"unknown class {entry['class']!r}")
-            ingredients[key] = Ingredient(key=key, drug_class=entry["class"], subclass=entry.get("subclass"),
-                                          prednisone_factor=entry.get("prednisone_equivalent_factor"))
-            for index, code in enumerate(entry["codes"] + entry.get("products", [])):
-                system, value = self._key("medications", f"{path}.codes[{index}]", code)
-                self._require(system in ("rxnorm", "atc"), "medications", f"{path}.codes[{index}]",
-                              "medicines are coded with rxnorm or atc")
-                (by_rxnorm if system == "rxnorm" else by_atc)[value].append(key)
-                if "strength_mg" in code:
-                    strengths[value] = float(code["strength_mg"])
-            for name in [key, *entry.get("synonyms", [])]:
-                normalised = normalise_text(name)
-                owner = names.get(normalised)
-                self._require(owner in (None, key), "medications", f"{path}.synonyms",
-                              f"name {name!r} already belongs to {owner}")
-                names[normalised] = key
-        return (ingredients, {k: tuple(v) for k, v in by_rxnorm.items()}, {k: tuple(v) for k, v in by_atc.items()},
-                strengths, names)
 
     def _check_cross_references(self, thresholds, labs, meds, analytes, concepts) -> None:
         classes = set(meds["classes"])

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
 
 CodeKey = tuple[str, str]  # (short system name, code), e.g. ("loinc", "2823-3")
 
@@ -57,6 +57,8 @@ class LabCode:
     analyte: str
     code: str
     units: Mapping[str, float]  # UCUM code -> factor to the analyte's canonical unit
+    # unit spelling met in data -> factor (None: unknown), filled by chart.units as spellings are met
+    conversions: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,6 @@ class Order:
     key: str
     coding: Mapping[str, str]  # FHIR Coding JSON for the ServiceRequest
     components: tuple[tuple[str, ...], ...]
-    covered_by: frozenset[CodeKey]  # this order's own code plus orders that include it
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,7 @@ class Knowledge:
     uri_by_system: Mapping[str, str]
     # findings
     concepts: Mapping[str, Concept]
-    concept_by_code: Mapping[CodeKey, str]
-    concept_prefixes: Mapping[str, tuple[tuple[str, str], ...]]
+    concept_by_code: Mapping[CodeKey, str]  # ICD-10 "and below" entries expanded (icd_descendants.json)
     severity_by_code: Mapping[CodeKey, str]
     tongue_codes: frozenset[CodeKey]
     tongue_words: re.Pattern[str]
@@ -97,8 +97,13 @@ class Knowledge:
     # labs
     analytes: Mapping[str, Analyte]
     lab_codes: Mapping[CodeKey, LabCode]
+    panel_codes: frozenset[CodeKey]
     unit_aliases: Mapping[str, str]
     orders: Mapping[str, Order]
+    # order_codes.yaml: what an active order covers, by code and by whole-word name
+    order_covers_by_code: Mapping[CodeKey, frozenset[str]]
+    order_names: re.Pattern[str]
+    order_covers_by_name: Mapping[str, frozenset[str]]
     required_orders: tuple[str, ...]
     magnesium_classes: frozenset[str]
     lab_order_category: Mapping[str, str]
@@ -106,11 +111,11 @@ class Knowledge:
     referral_order_code: Mapping[str, str]
     # medications
     ingredients: Mapping[str, Ingredient]
-    ingredients_by_rxnorm: Mapping[str, tuple[str, ...]]
-    ingredients_by_atc: Mapping[str, tuple[str, ...]]
-    product_strength_mg: Mapping[str, float]
+    ingredients_by_rxnorm: Mapping[str, tuple[str, ...]]  # ingredient, clinical and branded drug codes
+    ingredients_by_atc: Mapping[str, tuple[str, ...]]  # single-ingredient and combination ATC codes
+    product_strength_mg: Mapping[str, Mapping[str, float]]  # RxNorm product -> ingredient -> mg per unit dose
     medicine_names: re.Pattern[str]
-    ingredient_by_name: Mapping[str, str]
+    ingredients_by_name: Mapping[str, tuple[str, ...]]  # generic names, synonyms and brand names
     local_route_codes: frozenset[CodeKey]
     local_atc_prefixes: tuple[str, ...]
     local_words: re.Pattern[str]
@@ -121,12 +126,25 @@ class Knowledge:
     lab_loinc_codes: tuple[str, ...]
     finding_codes: tuple[str, ...]
     # Codes (upper case, dots removed, any system) of the trigger concepts: the index symptoms and the
-    # differentials. A chart none of whose codes is among them gets no card (view_builder.may_trigger).
+    # differentials. A chart none of whose codes is among them gets no card (chart.reader.may_trigger).
     trigger_codes: frozenset[str]
-    trigger_code_prefixes: tuple[str, ...]
 
     def system_of(self, uri: Any) -> str | None:
-        return self.system_by_uri.get(uri) if isinstance(uri, str) else None
+        """The short name of a code-system URI, matched by meaning (case, http/https, trailing slash)."""
+        if type(uri) is not str:
+            return None
+        found = self.system_by_uri.get(uri)
+        if found is None and uri:
+            found = self.system_by_uri.get(normalise_uri(uri))
+        return found
+
+
+def normalise_uri(uri: str) -> str:
+    """A code-system URI compared by meaning: no surrounding space, case, scheme variant or final slash."""
+    text = uri.strip().lower()
+    if text.startswith("https://"):
+        text = "http://" + text[8:]
+    return text.rstrip("/")
 
 
 TRIGGER_GROUPS = frozenset({"index", "differential"})  # without a finding of these groups no rule runs
@@ -135,6 +153,23 @@ TRIGGER_GROUPS = frozenset({"index", "differential"})  # without a finding of th
 def bare_code(code: str) -> str:
     """A code compared without case, surrounding space or dots (ICD-10 is written both ways)."""
     return code.strip().upper().replace(".", "")
+
+
+ICD_SYSTEMS = frozenset({"icd10cm", "icd10"})
+
+
+def dotted_icd(code: str) -> str:
+    """An ICD-10 code as the code lists write it: upper case, dot after the category (R253 -> R25.3)."""
+    code = code.strip().upper()
+    return f"{code[:3]}.{code[3:]}" if len(code) > 3 and "." not in code else code
+
+
+class Checks(Protocol):
+    """What the per-file compilers need from the knowledge compiler: its checks."""
+
+    def require(self, condition: bool, file: str, path: str, message: str) -> None: ...
+
+    def key(self, file: str, path: str, entry: Mapping[str, Any]) -> CodeKey: ...
 
 
 class KnowledgeError(RuntimeError):

@@ -1,7 +1,7 @@
 """The declared shape of every knowledge file (see cards/schema.py for the notation)."""
 from __future__ import annotations
 
-from cards.schema import ANY_STR, NUMBER, Enum, ListOf, Localised, MapOf, Template
+from cards.schema import ANY_STR, LOCALES, NUMBER, AnyOf, Enum, ListOf, Localised, MapOf, Template
 
 CODE = {"system": str, "code": str, "display?": str, "unconfirmed?": bool, "prefix?": bool, "note?": str}
 LAB_CODE = {**CODE, "units?": MapOf(NUMBER, 1)}
@@ -69,8 +69,8 @@ LABS = {
     "orders": MapOf({
         "code": CODE,
         "components": ListOf(ListOf(str, 1), 1),
-        "satisfied_by_orders?": ListOf(CODE),
     }, 1),
+    "panels": ListOf(CODE),
     "workup": {"required_orders": ListOf(str, 1), "magnesium_when_current_class": ListOf(str)},
     "lab_order_category": CODE,
     "referral_order_category": CODE,
@@ -90,6 +90,21 @@ MEDICATIONS = {
     "local_corticosteroid": {"route_codes": ListOf(CODE), "atc_prefixes": ListOf(CODE), "words": ListOf(str)},
     "unit_dose_words": ListOf(str),
     "timing_codes_per_day": MapOf(NUMBER),
+}
+
+DRUG_PRODUCTS = {
+    "products": ListOf({**CODE, "tty": Enum("SCD", "SBD", "GPCK", "BPCK", "SCDF", "SBDF"),
+                        "ingredients": MapOf(AnyOf(NUMBER, type(None)), 1), "other_ingredients?": ListOf(str),
+                        "sources?": ListOf(str, 1)}),
+    # `ingredients` may be empty when the ATC name gives only a class ("lisinopril and diuretics").
+    "atc_combinations": ListOf({"system": Enum("atc"), "code": str, "display": str, "ingredients": ListOf(str),
+                                "classes": ListOf(str, 1), "unconfirmed?": bool, "note?": str}),
+    "brand_names": MapOf(ListOf(str, 1)),
+}
+
+ORDER_CODES = {
+    "orderables": MapOf({"display": str, "locales": ListOf(Enum(*LOCALES), 1), "analytes": ListOf(str, 1),
+                         "covers": ListOf(str), "note?": str, "codes": ListOf(CODE), "names": ListOf(str)}, 1),
 }
 
 # ---- texts.yaml -------------------------------------------------------------------------------------
@@ -123,10 +138,12 @@ TOPICS = {
         suggestion={"label": TEXT, "description": TEXT, "note": Template("flags")},
     ),
     "workup-incomplete": _topic(
-        {"missing": Template("tests"), "missing_generic": TEXT, "pending": TEXT},
+        {"missing": Template("tests"), "missing_generic": TEXT, "unseen": Template("tests"), "pending": TEXT,
+         "unreadable": TEXT},
         intro=TEXT,
         status={
-            "missing": Template("test"), "stale": Template("test", "date", "months"),
+            "missing": Template("test"), "unseen": Template("test"), "stale": Template("test", "date", "months"),
+            "unreadable": Template("test", "date", "reason"),
             "unusable": Template("test", "date"), "preliminary": Template("test", "date"),
             "ordered": Template("test", "reference"),
         },
@@ -160,13 +177,15 @@ TOPICS = {
     "cyclobenzaprine-not-indicated": _topic({"default": TEXT}, points=POINTS),
     "quinine-caution": _topic({"default": TEXT}, points=POINTS),
     "compression-caution": _topic(
-        {"low_abi": Template("value", "threshold"), "no_abi": TEXT},
+        {"low_abi": Template("value", "threshold"), "no_abi": TEXT, "no_abi_unseen": TEXT},
         points=Localised(ListOf(Template("threshold"), 1)),
     ),
     "cramp-management": _topic(
         {"default": TEXT, "pregnancy": TEXT},
         points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), source_pregnancy=str,
     ),
+    "data-gap": _topic({"not_fetched": TEXT, "unreadable": TEXT, "orders_only": TEXT}, points=POINTS,
+                       orders_points=POINTS),
     "health-anxiety": _topic({"default": TEXT}, points=POINTS),
     "differential": _topic(
         {"myokymia": TEXT, "blepharospasm": TEXT, "hemifacial_spasm": TEXT, "restless_legs": TEXT},
@@ -182,6 +201,7 @@ TEXTS = {
     "names": {
         "analytes": NAME_TABLE, "orders": NAME_TABLE, "orders_long": NAME_TABLE, "classes": NAME_TABLE,
         "diuretic_subclasses": NAME_TABLE, "concepts": NAME_TABLE, "systems": NAME_TABLE, "severity": NAME_TABLE,
+        "domains": NAME_TABLE,
         # A unit may display as nothing (a dimensionless ratio).
         "units": MapOf(ANY_STR),
     },
@@ -212,6 +232,11 @@ TEXTS = {
         "medication_dose": Template("dose"),
         "medication_peak_dose": Template("dose"),
         "order": Template("name", "reference", "status"),
+        "unreadable_lab": Template("name", "date", "reason", "reference"),
+        "unreadable_named": Template("resource", "name", "date", "reason", "reference"),
+        "unreadable_other": Template("resource", "date", "reason", "reference"),
+        "gap_not_obtained": Template("what", "detail"),
+        "gap_incomplete": Template("what", "detail"),
         "rule_line": Template("rule_id", "source"),
         "knowledge_line": Template("version"),
         "unknown_date": TEXT,

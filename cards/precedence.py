@@ -3,6 +3,8 @@
 1. A red flag (any neurology-referral finding, including a known MND diagnosis) suppresses
    reassurance and treatment options: neither is safe until neurology has been involved.
 2. An abnormal result or an incomplete work-up suppresses reassurance: secondary causes come first.
+   (Data that could not be fetched or read withholds it in the reassurance rule itself, for the
+   domains reassurance depends on: a gap in the orders alone does not.)
 3. Everything else is additive.
 """
 from __future__ import annotations

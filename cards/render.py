@@ -5,7 +5,7 @@ import re
 from typing import Any, Mapping
 
 from cards.knowledge_base import Knowledge
-from cards.view import ActiveOrder, ClinicalFinding, LabGap, LabResult, MedicationUse
+from cards.view import ActiveOrder, ClinicalFinding, DataGap, LabGap, LabResult, MedicationUse, Unreadable
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|#])")
 
@@ -79,6 +79,10 @@ class DataPointRenderer:
             return self.order(item)
         if isinstance(item, LabGap):
             return self.gap(item)
+        if isinstance(item, Unreadable):
+            return self.unreadable(item)
+        if isinstance(item, DataGap):
+            return self.data_gap(item)
         return safe(item)
 
     def lab(self, result: LabResult, params: Mapping[str, Any]) -> str:
@@ -155,6 +159,22 @@ class DataPointRenderer:
         name = safe(order.display) if order.display else f"{order.system} {order.code}"
         return self.texts.fill("phrases", "order", name=name, reference=safe(order.evidence or "ServiceRequest"),
                                status=order.status)
+
+    def unreadable(self, item: Unreadable) -> str:
+        t = self.texts
+        values = {"date": item.date_text or t.get("phrases", "unknown_date"), "reason": safe(item.reason),
+                  "reference": safe(item.evidence or item.resource_type), "resource": item.resource_type}
+        if item.kind == "lab" and item.subject in self.knowledge.analytes:
+            line = t.fill("phrases", "unreadable_lab", name=t.name("analytes", item.subject), **values)
+        elif item.subject in self.knowledge.concepts:
+            line = t.fill("phrases", "unreadable_named", name=t.name("concepts", item.subject), **values)
+        else:
+            line = t.fill("phrases", "unreadable_other", **values)
+        return line[:1].upper() + line[1:]
+
+    def data_gap(self, gap: DataGap) -> str:
+        key = "gap_incomplete" if gap.kind == "incomplete" else "gap_not_obtained"
+        return self.texts.fill("phrases", key, what=self.texts.name("domains", gap.domain), detail=safe(gap.detail))
 
     def gap(self, gap: LabGap) -> str:
         return self.texts.fill("topics", "workup-incomplete", "status", "unusable",

@@ -1,7 +1,9 @@
 """The normalised patient view: the single input of every rule.
 
-Everything here is already filtered (status, recency, validity) and normalised (UTC datetimes,
-canonical units), so rules never look at raw FHIR.
+Everything here is already filtered (status, recency) and normalised (UTC datetimes, canonical
+units), so rules never look at raw FHIR. The view also knows what it could not see: relevant
+resources that could not be read, and data the service could not obtain (DataGap). Reassurance and
+every sentence saying something is normal or absent require the data they depend on to be complete.
 """
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from typing import Mapping
 from cards.knowledge_model import TRIGGER_GROUPS
 
 _EMPTY: Mapping = MappingProxyType({})
+
+# The domains of data the rules read; a DataGap or an unreadable resource names the one it affects.
+PATIENT, CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS = (
+    "patient", "conditions", "findings", "labs", "medications", "orders")
+DOMAINS = (PATIENT, CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS)
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,10 @@ class LabResult:
 
 @dataclass(frozen=True)
 class LabGap:
-    """Why an analyte has no usable result: results exist but all are unusable."""
+    """Why an analyte has no usable result: results exist, but none has a value (dataAbsentReason)."""
 
     analyte: str
-    reason: str  # unusable (no value, unknown unit)
+    reason: str  # unusable (no value)
     effective: datetime | None
     effective_text: str | None
     evidence: str | None
@@ -105,11 +112,36 @@ class MedicationUse:
 
 @dataclass(frozen=True)
 class ActiveOrder:
-    system: str  # short system name, e.g. "loinc"
-    code: str
+    system: str | None  # short system name, e.g. "loinc"; None for a local code system
+    code: str | None
     display: str | None
     evidence: str | None
     status: str
+    covers: frozenset[str] = frozenset()  # work-up orders (labs.yaml) this order provides
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A relevant resource that could not be read: shown on the cards, never taken for absent."""
+
+    domain: str  # one of DOMAINS
+    kind: str  # lab | finding | medication | order | patient
+    subject: str | None  # the analyte or concept key, when known
+    reason: str  # "unit 'xyz' is not known for this test"
+    date_text: str | None
+    evidence: str | None
+    resource_type: str
+    trigger: bool = False  # a symptom that starts a review (index or differential concept)
+    index: bool = False  # an index symptom
+
+
+@dataclass(frozen=True)
+class DataGap:
+    """Data the service could not obtain (a prefetch key not fetched, only partly fetched, ...)."""
+
+    domain: str  # one of DOMAINS
+    kind: str  # not_obtained | incomplete
+    detail: str  # why, in plain words: "the FHIR server answered HTTP 500"
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,17 @@ class PatientView:
     steroid_taper_or_stop: tuple[MedicationUse, ...] = ()  # tapering now or stopped within 30 days
     orders: tuple[ActiveOrder, ...] = ()
     skipped_resources: int = 0
+    unreadable: tuple[Unreadable, ...] = ()
+    gaps: tuple[DataGap, ...] = ()
+
+    # ---- completeness -----------------------------------------------------------------------------
+    def incomplete(self, *domains: str) -> bool:
+        """Whether any of the domains (all when none named) has a gap or an unreadable resource."""
+        wanted = domains or DOMAINS
+        return any(gap.domain in wanted for gap in self.gaps) or any(item.domain in wanted for item in self.unreadable)
+
+    def unreadable_of(self, *subjects: str) -> tuple[Unreadable, ...]:
+        return tuple(item for item in self.unreadable if item.subject in subjects)
 
     # ---- convenience queries used by many rules ----------------------------------------------------
     def findings_of(self, *concepts: str) -> tuple[ClinicalFinding, ...]:
@@ -140,11 +183,13 @@ class PatientView:
 
     @property
     def has_index_symptom(self) -> bool:
-        return any(finding.group == "index" for finding in self.findings)
+        """A readable index symptom, or one recorded in a resource that could not be read."""
+        return any(finding.group == "index" for finding in self.findings) or any(u.index for u in self.unreadable)
 
     @property
     def has_trigger(self) -> bool:
-        return any(finding.group in TRIGGER_GROUPS for finding in self.findings)
+        return any(finding.group in TRIGGER_GROUPS for finding in self.findings) or \
+            any(item.trigger for item in self.unreadable)
 
     @property
     def abi(self) -> LabResult | None:
@@ -159,3 +204,6 @@ class PatientView:
 
     def has_active_order(self, codes: frozenset[tuple[str, str]]) -> ActiveOrder | None:
         return next((order for order in self.orders if (order.system, order.code) in codes), None)
+
+    def active_order_covering(self, order_key: str) -> ActiveOrder | None:
+        return next((order for order in self.orders if order_key in order.covers), None)

@@ -1,33 +1,43 @@
 """The fasciculation / cramp review service for `patient-view`.
 
 The Observation queries are built from the code lists the clinical rules read, so the
-prefetch asks the EHR for exactly the results the rules use and nothing more.
+prefetch asks the EHR for exactly the results the rules use and nothing more. Each key
+declares the data it covers and what its absence means (hooks.declaration.PrefetchKey).
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from cards import FINDING_CODES, KNOWLEDGE_VERSION, LAB_LOINC_CODES, ReviewOptions, review
-from hooks.declaration import CdsService, HookCall, HookResult
+from cards import (FINDING_CODES, KNOWLEDGE_VERSION, LAB_LOINC_CODES, DataGap, ReviewOptions,
+                   medication_references_needed, review)
+from cards.view import CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS, PATIENT
+from hooks.declaration import CdsService, HookCall, HookResult, PrefetchKey
 
-PATIENT = "{{context.patientId}}"
+PATIENT_ID = "{{context.patientId}}"
 _PAGE = "_count=100"
 
 
 def _observations_query(codes: list[str]) -> str:
-    return f"Observation?patient={PATIENT}&code={','.join(codes)}&_sort=-date&{_PAGE}"
+    return f"Observation?patient={PATIENT_ID}&code={','.join(codes)}&_sort=-date&{_PAGE}"
 
 
 PREFETCH = {
-    "patient": f"Patient/{PATIENT}",
-    "conditions": f"Condition?patient={PATIENT}&{_PAGE}",
-    "observations": _observations_query([f"http://loinc.org|{code}" for code in LAB_LOINC_CODES]),
-    "findings": _observations_query(list(FINDING_CODES)),
-    # EHRs differ: US Core exposes only MedicationRequest, others keep MedicationStatement.
-    "medicationStatements": f"MedicationStatement?patient={PATIENT}&{_PAGE}",
-    "medicationRequests": f"MedicationRequest?patient={PATIENT}&{_PAGE}",
-    # Orders already on the chart, so the cards never suggest them twice.
-    "serviceRequests": f"ServiceRequest?patient={PATIENT}&status=active&{_PAGE}",
+    "patient": PrefetchKey(f"Patient/{PATIENT_ID}", covers=(PATIENT,)),
+    "conditions": PrefetchKey(f"Condition?patient={PATIENT_ID}&{_PAGE}", covers=(CONDITIONS,)),
+    "observations": PrefetchKey(_observations_query([f"http://loinc.org|{code}" for code in LAB_LOINC_CODES]),
+                                covers=(LABS,)),
+    # Exam findings, and the ankle-brachial index (a SNOMED-coded result).
+    "findings": PrefetchKey(_observations_query(list(FINDING_CODES)), covers=(FINDINGS, LABS)),
+    # EHRs differ: US Core exposes only MedicationRequest, others keep MedicationStatement, and
+    # Oracle Health's R4 API has no MedicationStatement at all: either key holds the medicines.
+    "medicationStatements": PrefetchKey(f"MedicationStatement?patient={PATIENT_ID}&{_PAGE}", covers=(MEDICATIONS,),
+                                        alternatives=("medicationRequests",)),
+    "medicationRequests": PrefetchKey(f"MedicationRequest?patient={PATIENT_ID}&{_PAGE}", covers=(MEDICATIONS,),
+                                      alternatives=("medicationStatements",)),
+    # Orders already on the chart, so the cards never suggest them twice. Without them the cards are
+    # still safe (a suggestion may repeat an order, and the data-gap card says so): not required.
+    "serviceRequests": PrefetchKey(f"ServiceRequest?patient={PATIENT_ID}&status=active&{_PAGE}", covers=(ORDERS,),
+                                   required=False),
 }
 
 
@@ -38,9 +48,16 @@ REASSURANCE_TOPIC = "reassurance"
 def review_chart(call: HookCall) -> HookResult:
     # The history is read (from the store) only when a reassurance card is being written.
     options = ReviewOptions(locale=call.locale, reassurance_lookup=lambda: reassurance_given_on(call))
-    result = review(call.resources, patient_id=call.context["patientId"], now=call.now, options=options)
+    resources = call.resources
+    # Medicines named by a reference to a Medication that is neither contained nor included: fetched
+    # through the service (same access rules and deadline); one that cannot be is shown as unreadable.
+    needed = medication_references_needed(resources)
+    if needed:
+        resources = [*resources, *call.fetch_references(needed).resources]
+    gaps = [DataGap(domain, gap.kind, gap.reason) for gap in call.gaps for domain in gap.covers]
+    result = review(resources, patient_id=call.context["patientId"], now=call.now, options=options, gaps=gaps)
     return HookResult(cards=result.cards, topics=result.topics, skipped_resources=result.skipped_resources,
-                      knowledge_version=KNOWLEDGE_VERSION)
+                      knowledge_version=KNOWLEDGE_VERSION, safe_with_missing_data=result.urgent)
 
 
 def reassurance_given_on(call: HookCall) -> date | None:
@@ -71,6 +88,7 @@ SERVICE = CdsService(
     prefetch=PREFETCH,
     usage_requirements=(
         "Read access to Patient, Condition, Observation, MedicationRequest, MedicationStatement and "
-        "ServiceRequest for the patient, by prefetch or through fhirServer with fhirAuthorization."
+        "ServiceRequest for the patient, by prefetch or through fhirServer with fhirAuthorization; and "
+        "to Medication, for medicines named by reference."
     ),
 )

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
     evaluate.add_argument("--as-of", type=_instant, help="evaluate as of this date or instant (default now)")
     evaluate.add_argument("--service", help="service id for a request file (default: the one for its hook)")
+    evaluate.add_argument("--explain", action="store_true",
+                          help="instead of cards, list every resource as used, ignored (why) or unreadable (why)")
     evaluate.set_defaults(run=_evaluate)
 
     database = commands.add_parser("db", help="the card log and feedback database (DATABASE_URL)")
@@ -161,23 +163,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     source = "standard input" if args.file == "-" else args.file
     document = _read_json(args.file, source)
     as_of = args.as_of or datetime.now(UTC)
+    is_bundle = document.get("resourceType") == "Bundle"
+    if not is_bundle and "hook" not in document:
+        raise CliError(f"{source}: neither a CDS Hooks request (no 'hook') nor a FHIR Bundle; found {_found(document)}")
+    if args.explain:
+        return _explain(document, is_bundle, source, as_of, args.json)
     # The cards are the output here; the service's per-call log lines would only bury them.
     # A local tool posting through the test client has no JWT to send, whatever CDS_MODE says.
     # Nor is an offline evaluation a card shown to anyone: keep it out of the card log.
     settings = Settings.from_env({**os.environ, "CDS_MODE": "development", "CDS_LOG_LEVEL": "ERROR",
                                   "DATABASE_URL": "sqlite://", "CDS_PATIENT_KEY_SECRET": secrets.token_hex(32)})
-    if document.get("resourceType") == "Bundle":
+    if is_bundle:
         response = _evaluate_bundle(document, as_of, settings, source)
-    elif "hook" in document:
-        response = _evaluate_request(document, as_of, settings, args.service, source)
     else:
-        found = (f"a FHIR {document['resourceType']}" if isinstance(document.get("resourceType"), str)
-                 else f"an object with {_keys(document)}")
-        raise CliError(f"{source}: neither a CDS Hooks request (no 'hook') nor a FHIR Bundle; found {found}")
+        response = _evaluate_request(document, as_of, settings, args.service, source)
     if args.json:
         print(orjson.dumps(response, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_cards(response["cards"], as_of))
+    return 0
+
+
+def _explain(document: dict[str, Any], is_bundle: bool, source: str, as_of: datetime, as_json: bool) -> int:
+    """The data-quality report (cards/chart/explain.py) for a request's prefetch or a patient Bundle."""
+    from cards.chart.explain import explain, render
+    from service.fhir_client import bundle_resources
+
+    if is_bundle:
+        resources = [(None, resource) for resource in bundle_resources(document)]
+        patient_id = _bundle_patient_id([resource for _, resource in resources], source)
+    else:
+        patient_id = (document.get("context") or {}).get("patientId")
+        if not isinstance(patient_id, str) or not patient_id:
+            raise CliError(f"{source}: the request has no context.patientId")
+        resources = [(key, resource) for key, value in (document.get("prefetch") or {}).items()
+                     if isinstance(value, dict)
+                     for resource in (bundle_resources(value) if value.get("resourceType") == "Bundle" else [value])]
+    entries = explain(resources, patient_id=patient_id, now=as_of)
+    if as_json:
+        print(orjson.dumps({"patient": patient_id, "asOf": as_of.isoformat(),
+                            "resources": [entry.as_json() for entry in entries]}, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(entries, patient_id=patient_id, now=as_of))
     return 0
 
 
@@ -201,6 +228,23 @@ def _read_json(name: str, source: str) -> dict[str, Any]:
     return document
 
 
+def _found(document: dict[str, Any]) -> str:
+    if isinstance(document.get("resourceType"), str):
+        return f"a FHIR {document['resourceType']}"
+    return f"an object with {_keys(document)}"
+
+
+def _bundle_patient_id(resources: list[dict[str, Any]], source: str) -> str:
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if len(patients) != 1:  # counts only: a patient id is not for a terminal that may be shared or logged
+        raise CliError(f"{source}: a patient Bundle must hold exactly one Patient with an id; found "
+                       f"{len(patients)} Patient resources among {len(resources)} entries")
+    if not isinstance(patients[0].get("id"), str) or not patients[0]["id"]:
+        raise CliError(f"{source}: a patient Bundle must hold exactly one Patient with an id; "
+                       "its one Patient has no id")
+    return patients[0]["id"]
+
+
 def _keys(document: dict[str, Any]) -> str:
     names = sorted(map(str, document))
     if not names:
@@ -214,14 +258,7 @@ def _evaluate_bundle(bundle: dict[str, Any], as_of: datetime, settings: Settings
     from service.fhir_client import bundle_resources
 
     resources = bundle_resources(bundle)
-    patients = [r for r in resources if r.get("resourceType") == "Patient"]
-    if len(patients) != 1:  # counts only: a patient id is not for a terminal that may be shared or logged
-        raise CliError(f"{source}: a patient Bundle must hold exactly one Patient with an id; found "
-                       f"{len(patients)} Patient resources among {len(resources)} entries")
-    if not isinstance(patients[0].get("id"), str) or not patients[0]["id"]:
-        raise CliError(f"{source}: a patient Bundle must hold exactly one Patient with an id; "
-                       "its one Patient has no id")
-    patient_id = patients[0]["id"]
+    patient_id = _bundle_patient_id(resources, source)
     service = next(s for s in ALL_SERVICES if s.hook == "patient-view")
     call = HookCall(hook_instance="cli-evaluate", context={"patientId": patient_id, "userId": "Practitioner/cli"},
                     data={"bundle": resources}, now=as_of, locale=settings.locale)

@@ -1,7 +1,9 @@
 """Fetching the FHIR data an EHR did not prefetch.
 
 All missing keys are fetched concurrently under one overall deadline: an EHR waits for
-the cards, so a slow FHIR server must cost a 412 on time, not a hung chart. The bearer
+the cards, so a slow FHIR server must cost a 412 on time, not a hung chart. Every key is
+waited for (up to the deadline), so an answer names each key that failed, and whether the
+server said it does not support the search at all (404, 400, `not-supported`). The bearer
 token only ever goes to the EHR's own origin: redirects and Bundle `next` links to any
 other origin are refused, and the token is never logged or kept past the request. Every
 connection is opened through `service.ssrf`, which refuses addresses the access's policy
@@ -14,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -24,8 +26,11 @@ import requests
 
 from service import metrics
 from service.config import Settings
+from service.fhir_bundles import bundle_resources, next_link, says_not_supported
 from service.ssrf import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, VettedAdapter
 
+__all__ = ["FetchJob", "FetchResult", "FhirAccess", "FhirClient", "FhirFetchError", "absolute_url", "bundle_resources",
+           "next_link", "says_not_supported"]
 log = logging.getLogger("service.fhir")
 
 _MAX_REDIRECTS = 3
@@ -33,8 +38,17 @@ _CHUNK_BYTES = 64 * 1024
 _CACHED_SESSIONS = 64
 
 
+# Answers by which a FHIR server says it does not offer a search at all (Oracle Health's R4 API has
+# no MedicationStatement): unknown type, unsupported parameter, method not allowed, not implemented.
+_UNSUPPORTED_STATUS = frozenset({400, 404, 405, 501})
+
+
 class FhirFetchError(Exception):
     """One prefetch key could not be obtained; the message is safe to show a caller."""
+
+    def __init__(self, message: str, *, unsupported: bool = False):
+        super().__init__(message)
+        self.unsupported = unsupported
 
 
 @dataclass(frozen=True)
@@ -58,15 +72,16 @@ class FetchJob:
 
 
 @dataclass(frozen=True)
-class FetchFailure:
-    key: str
-    reason: str
+class FetchResult:
+    """What became of one key: its resources, and whether they are all of them."""
 
+    resources: list[Mapping[str, Any]] = field(default_factory=list)
+    state: str = "complete"  # complete | incomplete (page cap) | failed | unsupported
+    reason: str = ""
 
-class FhirUnavailable(Exception):
-    def __init__(self, failures: list[FetchFailure]):
-        super().__init__("; ".join(f"{f.key}: {f.reason}" for f in failures))
-        self.failures = failures
+    @property
+    def obtained(self) -> bool:
+        return self.state in ("complete", "incomplete")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -96,28 +111,42 @@ class FhirClient:
                 session.close()
             self._sessions.clear()
 
-    def fetch_all(self, access: FhirAccess, jobs: Mapping[str, FetchJob],
-                  deadline: float) -> dict[str, list[Mapping[str, Any]]]:
-        """Run every job in parallel; raise FhirUnavailable naming each key that failed."""
-        futures = {self._executor.submit(self._fetch_key, access, job, deadline): key
-                   for key, job in jobs.items()}
-        # One failed key already means 412, so stop waiting at the first error.
-        done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()),
-                             return_when=FIRST_EXCEPTION)
+    def fetch_all(self, access: FhirAccess, jobs: Mapping[str, FetchJob], deadline: float) -> dict[str, FetchResult]:
+        """Run every job in parallel, each until done or the deadline; a FetchResult per key."""
+        return self._run_all(jobs, lambda job: self._fetch_key(access, job, deadline), deadline)
+
+    def fetch_references(self, access: FhirAccess, references: list[str], deadline: float) -> dict[str, FetchResult]:
+        """Read `Type/id` references (the Medication a MedicationRequest names) on the same terms."""
+        return self._run_all({reference: reference for reference in references},
+                             lambda reference: self._read_reference(access, reference, deadline), deadline)
+
+    def _run_all(self, jobs: Mapping[str, Any], run, deadline: float) -> dict[str, FetchResult]:
+        futures = {self._executor.submit(run, job): key for key, job in jobs.items()}
+        done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         for future in pending:
             future.cancel()
-        failures = [FetchFailure(futures[f], _safe_reason(futures[f], f.exception()))
-                    for f in done if f.exception() is not None]
-        if not failures and pending:
-            failures = [FetchFailure(futures[f], "no answer from the FHIR server before the deadline")
-                        for f in pending]
-        if failures:
-            raise FhirUnavailable(sorted(failures, key=lambda failure: failure.key))
-        return {futures[f]: f.result() for f in done}
+        results = {futures[f]: FetchResult(state="failed", reason="no answer from the FHIR server before the deadline")
+                   for f in pending}
+        for future in done:
+            error = future.exception()
+            if error is None:
+                results[futures[future]] = future.result()
+            else:
+                unsupported = isinstance(error, FhirFetchError) and error.unsupported
+                results[futures[future]] = FetchResult(state="unsupported" if unsupported else "failed",
+                                                       reason=_safe_reason(futures[future], error))
+        return results
+
+    def _read_reference(self, access: FhirAccess, reference: str, deadline: float) -> FetchResult:
+        body = self._get_json(access, absolute_url(access.base_url, reference), deadline)
+        resource_type, _, resource_id = reference.partition("/")
+        if body.get("resourceType") != resource_type or body.get("id") != resource_id:
+            raise FhirFetchError(f"the FHIR server did not answer with {reference}")
+        return FetchResult([body])
 
     # -- one key ---------------------------------------------------------------------
 
-    def _fetch_key(self, access: FhirAccess, job: FetchJob, deadline: float) -> list[Mapping[str, Any]]:
+    def _fetch_key(self, access: FhirAccess, job: FetchJob, deadline: float) -> FetchResult:
         collected = list(job.already_collected)
         pages_read = job.pages_already_read
         seen_urls: set[str] = set()
@@ -126,7 +155,8 @@ class FhirClient:
             if pages_read >= self._settings.fhir_max_pages:
                 log.warning("stopped paging at the page cap", extra={
                     "event": "fhir_page_cap", "pages": pages_read, "resources": len(collected)})
-                break
+                return FetchResult(collected, "incomplete",
+                                   f"the service stopped at its page cap ({pages_read} pages); the rest was not read")
             if url in seen_urls:
                 raise FhirFetchError("the FHIR server's Bundle next links loop back on themselves")
             seen_urls.add(url)
@@ -134,13 +164,16 @@ class FhirClient:
             pages_read += 1
             resource_type = body.get("resourceType")
             if resource_type == "OperationOutcome":
-                raise FhirFetchError("the FHIR server answered with an OperationOutcome")
+                unsupported = says_not_supported(body)
+                raise FhirFetchError("the FHIR server answered with an OperationOutcome"
+                                     + (" saying the search is not supported" if unsupported else ""),
+                                     unsupported=unsupported)
             if resource_type != "Bundle":
                 collected.append(body)
                 break
             collected.extend(bundle_resources(body))
             url = self._next_page_url(access, body)
-        return collected
+        return FetchResult(collected)
 
     def _next_page_url(self, access: FhirAccess, bundle: Mapping[str, Any]) -> str | None:
         next_url = next_link(bundle)
@@ -196,7 +229,8 @@ class FhirClient:
 
     def _read_body(self, response: requests.Response, deadline: float) -> dict[str, Any]:
         if response.status_code != 200:
-            raise FhirFetchError(f"the FHIR server answered HTTP {response.status_code}")
+            raise FhirFetchError(f"the FHIR server answered HTTP {response.status_code}",
+                                 unsupported=response.status_code in _UNSUPPORTED_STATUS)
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type.lower():
             raise FhirFetchError(f"the FHIR server answered with non-JSON content ({content_type[:60] or 'none'})")
@@ -249,34 +283,6 @@ class FhirClient:
 def _no_answer(status: str, started: float) -> None:
     metrics.observe_fhir_request(status, time.perf_counter() - started)
     metrics.count_fhir_error(status)
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The resources of a Bundle, leaving out search outcome entries."""
-    resources = []
-    entries = bundle.get("entry")
-    if not isinstance(entries, list):
-        return resources
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        search = entry.get("search")
-        if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
-        if isinstance(resource, dict):
-            resources.append(resource)
-    return resources
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
-    return None
 
 
 def _safe_reason(key: str, error: BaseException | None) -> str:

@@ -48,7 +48,8 @@ PRECONDITION_FAILED = Counter(
 PREFETCH_KEYS = Counter(
     "prefetch_keys_total",
     "Prefetch keys of service calls by outcome: supplied by the EHR, null (no data), fetched from "
-    "the FHIR server, or failed (could not be fetched, or the FHIR server may not be queried).",
+    "the FHIR server, failed (could not be obtained, or the FHIR server may not be queried), or "
+    "incomplete (a next link not followed, or the page cap).",
     ["service", "key", "outcome"], namespace=NAMESPACE)
 
 # -- FHIR server ------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ def count_precondition_failed(service: str) -> None:
 
 
 def count_prefetch_keys(service: str, outcome_by_key: Mapping[str, str]) -> None:
-    """outcome_by_key: prefetch key -> supplied | null | fetched | failed."""
+    """outcome_by_key: prefetch key -> supplied | null | fetched | failed | incomplete."""
     for key, outcome in outcome_by_key.items():
         PREFETCH_KEYS.labels(service, key, outcome).inc()
 

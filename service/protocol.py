@@ -18,7 +18,8 @@ from service.auth import current_client
 from service.card_log import card_history_for, record_issued_cards
 from service.errors import CdsError, Issue
 from service.http_json import json_response, read_json_object
-from service.prefetch import gather
+from service.prefetch import GatheredData, gather
+from service.prefetch_policy import answer_or_412
 from service.runtime import runtime
 from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues
 
@@ -64,10 +65,12 @@ def call_service(service_id: str) -> Response:
         with _one_large_call_at_a_time():
             call_request = validate_call(read_json_object(), service)
             fields["hookInstance"] = call_request["hookInstance"]
-            hook_call, how = gather_call_data(service, call_request)
+            hook_call, gathered = gather_call_data(service, call_request)
+            how = gathered.how
             result = service.handler(hook_call)
+            answer_or_412(service, gathered.settled, result)  # a required key missing: 412 unless the cards stand
             record_issued_cards(service, call_request, result, issued_at=hook_call.now)  # the card log
-            del call_request, hook_call  # the chart: freed before the next large call goes ahead
+            del call_request, hook_call, gathered  # the chart: freed before the next large call goes ahead
     except Exception as error:
         status = (error.status if isinstance(error, CdsError)
                   else error.code or 500 if isinstance(error, HTTPException) else 500)
@@ -122,7 +125,7 @@ def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any
     return call_request
 
 
-def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tuple[HookCall, dict[str, str]]:
+def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tuple[HookCall, GatheredData]:
     rt = runtime()
     # The authenticated caller decides which FHIR servers may be queried (docs/security.md).
     gathered = gather(service, call_request, rt.fhir_client, rt.settings, caller=current_client())
@@ -136,5 +139,7 @@ def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tu
         # Read from the store only if the hook looks (a reassurance card): most calls never do.
         card_history=DeferredHistory(lambda: card_history_for(service, call_request, now)),
         reassurance_window_days=rt.settings.reassurance_window_days,
+        gaps=gathered.settled.gaps,
+        fetch_references=gathered.fetch_references,
     )
-    return hook_call, gathered.how
+    return hook_call, gathered

@@ -1,4 +1,5 @@
-"""A resource that fails FHIR validation is skipped and counted; the call still succeeds."""
+"""Malformed resources: an element the rules do not read is ignored; a used one that is malformed makes the
+resource unreadable (shown, never normal); junk never breaks the call."""
 import copy
 import json
 import logging
@@ -27,26 +28,29 @@ def tsh_of(request):
     return next(e["resource"] for e in entries if e["resource"]["code"]["coding"][0]["code"] == "3016-3")
 
 
-def test_a_result_failing_fhir_validation_is_skipped_counted_and_treated_as_missing(caplog):
+def test_an_element_the_rules_do_not_read_never_loses_a_result(caplog):
+    """Issue 12 reversed the old contract: whole-resource R4B validation no longer decides whether a
+    result is used. An unknown element on the TSH is ignored, and the TSH still completes the work-up."""
     client = create_app(make_settings(), clock=lambda: AS_OF).test_client()
     baseline = request_for("01-benign-calf-twitch")
     assert topics(client.post(URL, json=baseline)) == ["reassurance"]
 
-    broken = copy.deepcopy(baseline)
-    tsh_of(broken)["notAnElementOfObservation"] = True  # the R4B model refuses unknown elements
+    noisy = copy.deepcopy(baseline)
+    tsh_of(noisy)["notAnElementOfObservation"] = True  # R4B would refuse the whole resource
     with caplog.at_level(logging.INFO, logger="service.requests"):
-        response = client.post(URL, json=broken)
-    # Without a usable TSH the work-up is incomplete, so no reassurance: never "missing = normal".
-    assert topics(response) == ["workup-incomplete"]
+        response = client.post(URL, json=noisy)
+    assert topics(response) == ["reassurance"]
     call_lines = [r for r in caplog.records if getattr(r, "event", None) == "service_call"]
-    assert call_lines[-1].skipped_resources == 1
+    assert call_lines[-1].skipped_resources == 0
 
 
-def test_a_result_with_an_unreadable_value_counts_as_missing():
+def test_a_result_with_an_unreadable_value_is_shown_as_unreadable_never_normal():
     client = create_app(make_settings(), clock=lambda: AS_OF).test_client()
     broken = request_for("01-benign-calf-twitch")
     tsh_of(broken)["valueQuantity"]["value"] = "not-a-number"
-    assert topics(client.post(URL, json=broken)) == ["workup-incomplete"]
+    response = client.post(URL, json=broken)
+    assert topics(response) == ["workup-incomplete"]
+    assert "could not be read (valueQuantity.value is not a number" in response.get_json()["cards"][0]["detail"]
 
 
 def test_junk_inside_bundles_never_breaks_the_call():

@@ -4,11 +4,11 @@ docs/clinical-rules.md mirrors this table; tests check the two agree.
 """
 from __future__ import annotations
 
-from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DIFFERENTIAL,
+from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DATA_GAP, DIFFERENTIAL,
                             HEALTH_ANXIETY, MEDICATION_REVIEW, NEUROLOGY_REFERRAL, QUININE, REASSURANCE,
                             TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
 from cards.knowledge_base import Knowledge
-from cards.rules import advice, labs, medicines, red_flags, workup
+from cards.rules import advice, data_quality, labs, medicines, red_flags, workup
 from cards.rules.base import Rule
 from cards.view import PatientView
 
@@ -45,6 +45,9 @@ RULES: tuple[Rule, ...] = (
          labs.thyroid),
     Rule("L6", ABNORMAL_RESULT, "E11 EFNS (CK above 1.5x ULN); E12; S4 What tests (trivial rises rarely relevant)",
          labs.raised_ck),
+    # Data that could not be seen.
+    Rule("DQ1", DATA_GAP, "Design: data-quality policy (unknown is never normal; docs/clinical-rules.md)",
+         data_quality.data_gaps, needs_index_symptom=False),
     # Medicines.
     Rule("M1", MEDICATION_REVIEW, "S4 What questions should I ask? (diuretics); E10", medicines.diuretics),
     Rule("M2", MEDICATION_REVIEW, "S4 What questions should I ask? (methylphenidate); E15", medicines.stimulants),

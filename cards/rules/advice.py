@@ -5,17 +5,24 @@ removes it when a red flag, an abnormal result or an incomplete work-up is also 
 """
 from __future__ import annotations
 
-from cards.fhir_raw import months_before
+from cards.calendar import months_before
 from cards.findings import Finding
 from cards.knowledge_base import Knowledge
 from cards.rules.base import Emit
 from cards.rules.workup import complete_results
-from cards.view import PatientView
+from cards.view import CONDITIONS, FINDINGS, LABS, MEDICATIONS, PATIENT, PatientView
 
 DIFFERENTIAL_CARDS = ("myokymia", "blepharospasm", "hemifacial_spasm", "restless_legs")
+# What reassurance says is normal or absent: no red flag (problem list, findings), a normal work-up
+# (results; the medicines decide which results and how fresh), and an adult (the patient).
+REASSURANCE_DEPENDS_ON = (PATIENT, CONDITIONS, FINDINGS, LABS, MEDICATIONS)
 
 
 def reassurance(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:
+    """Fires for an index symptom on complete data; precedence removes it beside a red flag, an
+    abnormal result, an incomplete work-up or a data gap."""
+    if view.incomplete(*REASSURANCE_DEPENDS_ON):
+        return []  # never reassure on data that could not be seen (the data-gap card says what)
     symptoms = view.findings_in("index")
     return [emit("reassurance", *symptoms, *complete_results(view, knowledge),
                  health_anxiety=view.has("health_anxiety"))]
@@ -57,7 +64,11 @@ def compression(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Fin
     if abi is not None:
         return [emit("low_abi", abi, threshold=threshold)] if abi.value < threshold else []
     arterial = view.findings_of("peripheral_arterial_disease")
-    return [emit("no_abi", *arterial, threshold=threshold)] if arterial else []
+    if not arterial:
+        return []
+    # "No ABI on file" is only true when the findings and results could all be read.
+    kind = "no_abi_unseen" if view.incomplete(FINDINGS, LABS) else "no_abi"
+    return [emit(kind, *arterial, threshold=threshold)]
 
 
 def health_anxiety(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:

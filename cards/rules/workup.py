@@ -1,21 +1,22 @@
 """Work-up completeness (clinical.md W1-W5): U&E/BMP, calcium, TSH and CK, plus magnesium on a diuretic.
 
 Each required order is checked component by component; the worst component decides the order's
-status. A result older than the lookback window, unusable, or only preliminary leaves the work-up
-incomplete.
+status. A result older than the lookback window, without a value, only preliminary, or one that could
+not be read leaves the work-up incomplete. "No result" is said only when the results could all be
+obtained and read; otherwise the component is "not seen".
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from cards.fhir_raw import months_before
+from cards.calendar import months_before
 from cards.findings import Finding
 from cards.knowledge_base import Knowledge, Order
 from cards.rules.base import Emit
-from cards.view import LabResult, MedicationUse, PatientView
+from cards.view import LABS, LabResult, MedicationUse, PatientView
 
 # Worst first: the order's status is the first of these any component has.
-STATUS_SEVERITY = ("missing", "unusable", "stale", "preliminary")
+STATUS_SEVERITY = ("missing", "unseen", "unreadable", "unusable", "stale", "preliminary")
 
 
 def required_tests(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:
@@ -38,8 +39,8 @@ def _check_orders(view: PatientView, knowledge: Knowledge, emit: Emit, order_key
         status, evidence, window, shortened = _order_status(order, view, knowledge, trigger)
         if status is None:
             continue
-        already = view.has_active_order(order.covered_by)
-        if already is not None and status != "preliminary":
+        already = view.active_order_covering(key)
+        if already is not None and status not in ("preliminary", "unreadable"):
             status, evidence = "ordered", (*evidence, already)
         params = {"order": key, "status": status, "months": window}
         if shortened and trigger is not None:
@@ -70,10 +71,15 @@ def _order_status(order: Order, view: PatientView, knowledge: Knowledge, trigger
 
 
 def _component_status(alternatives: tuple[str, ...], view: PatientView, oldest_allowed: datetime):
+    unreadable = view.unreadable_of(*alternatives)
+    if unreadable:  # a result that is newer than any readable one, and cannot be read
+        return "unreadable", unreadable[0]
     results = [view.labs[name] for name in alternatives if name in view.labs]
     if not results:
         gap = next((view.lab_gaps[name] for name in alternatives if name in view.lab_gaps), None)
-        return ("unusable", gap) if gap else ("missing", None)
+        if gap:
+            return "unusable", gap
+        return ("unseen", None) if view.incomplete(LABS) else ("missing", None)
     latest = max(results, key=lambda result: result.effective.timestamp() if result.effective else 0)
     if latest.effective is None or latest.effective < oldest_allowed:
         return "stale", latest
@@ -95,6 +101,14 @@ def short_window_trigger(view: PatientView, knowledge: Knowledge) -> MedicationU
         if moment is not None and since <= moment <= view.now:
             events.append((moment, medication))
     return max(events, key=lambda event: event[0])[1] if events else None
+
+
+def checked_analytes(view: PatientView, knowledge: Knowledge) -> frozenset[str]:
+    """The analytes whose results the work-up cards report on (an unreadable one is shown there)."""
+    keys = list(knowledge.required_orders)
+    if any(view.current_in_class(drug_class) for drug_class in knowledge.magnesium_classes):
+        keys.append("magnesium")
+    return frozenset(name for key in keys for alternatives in knowledge.orders[key].components for name in alternatives)
 
 
 def complete_results(view: PatientView, knowledge: Knowledge) -> tuple[LabResult, ...]:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 TOPICS = frozenset({
     "neurology-referral", "workup-incomplete", "abnormal-result", "medication-review", "reassurance",
     "treatment-options", "cyclobenzaprine-not-indicated", "quinine-caution", "compression-caution",
-    "cramp-management", "health-anxiety", "differential",
+    "cramp-management", "health-anxiety", "differential", "data-gap",
 })
 CARD_FIELDS = frozenset({"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
                          "overrideReasons", "links"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from cards import load_knowledge
-from cards.view_builder import build_view
+from cards.chart import read_chart as build_view
 from tests.cards.factories import NOW, PID, condition, fasciculation, finding_observation, patient
 
 K = load_knowledge()

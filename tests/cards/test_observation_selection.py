@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cards import load_knowledge
-from cards.view_builder import build_view
+from cards.chart import read_chart as build_view
 from tests.cards.factories import NOW, PID, ck, observation, patient, potassium, tsh
 
 K = load_knowledge()
@@ -57,12 +57,14 @@ def test_unusable_results_are_missing_not_normal_and_older_valid_ones_are_used()
     assert view(unknown_unit, older).labs["tsh"].value == 1.5
 
 
-def test_invalid_resource_is_skipped_counted_and_the_next_one_used() -> None:
+def test_a_newer_unreadable_result_is_kept_on_record_and_the_older_readable_one_used() -> None:
     broken = potassium(3.0, effective="2026-11-01")
-    broken["subject"] = {"reference": 42}  # fails R4B validation
+    broken["subject"] = {"reference": 42}  # a used element (whose patient?) that cannot be read
     v = view(broken, potassium(4.1, effective="2026-10-01"))
     assert v.labs["potassium"].value == 4.1
-    assert v.skipped_resources == 1
+    assert [(u.subject, u.date_text, u.reason) for u in v.unreadable] == [
+        ("potassium", "2026-11-01", "subject.reference is not text")]
+    assert v.incomplete("labs") and v.skipped_resources == 0
 
 
 def test_only_candidates_that_win_are_validated() -> None:
@@ -113,7 +115,7 @@ def test_results_are_walked_in_exactly_the_order_of_a_full_newest_first_sort():
     """_newest_first() finds the newest in one pass and sorts only if it is passed over: same order."""
     import random
 
-    from cards.select_labs import _Candidate, _newest_first, _rank
+    from cards.chart.labs import Candidate, _newest_first, _rank
     rng = random.Random(7)
     days = ["2026-10-01", "2026-10-01T08:00:00Z", "2026-10-01T08:00:00+01:00", "2026-09", None]
     issued = [None, "2026-10-02T09:00:00Z", "2026-10-01T10:00:00Z"]
@@ -125,6 +127,8 @@ def test_results_are_walked_in_exactly_the_order_of_a_full_newest_first_sort():
                 resource["effectiveDateTime"] = day
             if (when := rng.choice(issued)) is not None:
                 resource["issued"] = when
-            candidates.append(_Candidate(resource, lab=None, status=rng.choice(["final", "amended", "corrected"])))
-        expected = sorted(candidates, key=lambda c: _rank(c.resource, c.status), reverse=True)
-        assert [id(c) for c in _newest_first(candidates)] == [id(c) for c in expected]
+            candidates.append(Candidate(resource, lab=None, status=rng.choice(["final", "amended", "corrected"]),
+                                        part=resource))
+        walked = [id(c) for c in _newest_first(candidates, on_unreadable=None)]
+        expected = sorted(candidates, key=_rank, reverse=True)
+        assert walked == [id(c) for c in expected]

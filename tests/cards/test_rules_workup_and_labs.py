@@ -48,16 +48,19 @@ def test_steroid_stop_also_shortens_the_window() -> None:
 def test_unusable_and_preliminary_results() -> None:
     absent = observation("3016-3", None, None, dataAbsentReason={"text": "haemolysed"})
     c = card(run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), absent]), "workup-incomplete")
-    assert suggested_codes(c) == ["3016-3"] and "unrecognised unit" in c["detail"]
+    assert suggested_codes(c) == ["3016-3"] and "has no value, so it counts as missing" in c["detail"]
     preliminary = tsh(status="preliminary")
     c = card(run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), preliminary]), "workup-incomplete")
     assert "suggestions" not in c and "preliminary" in c["detail"]
 
 
 def test_already_ordered_tests_are_not_suggested_again() -> None:
-    ordered = [service_request("3016-3"), service_request("2157-6"), service_request("24323-8")]
+    ordered = [service_request("3016-3"), service_request("2157-6"), service_request("24321-2")]
     c = card(run([patient(), fasciculation(), *ordered]), "workup-incomplete")
     assert suggested_codes(c) == ["17861-6"]
+    # A CMP includes calcium (CPT 80053, order_codes.yaml): it covers both the BMP and calcium.
+    cmp = [service_request("3016-3"), service_request("2157-6"), service_request("24323-8")]
+    assert "suggestions" not in card(run([patient(), fasciculation(), *cmp]), "workup-incomplete")
     everything = ordered + [service_request("17861-6")]
     c = card(run([patient(), fasciculation(), *everything]), "workup-incomplete")
     assert "suggestions" not in c and "ordered" in c["summary"]

