@@ -57,6 +57,13 @@ def test_unusable_and_preliminary_results() -> None:
 def test_already_ordered_tests_are_not_suggested_again() -> None:
     ordered = [service_request("3016-3"), service_request("2157-6"), service_request("24321-2")]
     c = card(run([patient(), fasciculation(), *ordered]), "workup-incomplete")
+    # A US BMP includes total calcium (CPT 80048 / LOINC 24321-2, order_codes.yaml; issue 13 item 12).
+    assert "suggestions" not in c and "ordered" in c["summary"]
+    # A chem-7 (the BMP without calcium), recognised by name in a local code system, leaves the calcium.
+    chem7 = service_request("999", system="http://example.org/local-lab-codes")
+    chem7["code"]["text"] = "Chem 7"
+    without_calcium = [service_request("3016-3"), service_request("2157-6"), chem7]
+    c = card(run([patient(), fasciculation(), *without_calcium]), "workup-incomplete")
     assert suggested_codes(c) == ["17861-6"]
     # A CMP includes calcium (CPT 80053, order_codes.yaml): it covers both the BMP and calcium.
     cmp = [service_request("3016-3"), service_request("2157-6"), service_request("24323-8")]
@@ -65,7 +72,7 @@ def test_already_ordered_tests_are_not_suggested_again() -> None:
     c = card(run([patient(), fasciculation(), *everything]), "workup-incomplete")
     assert "suggestions" not in c and "ordered" in c["summary"]
     revoked = service_request("17861-6", status="revoked")
-    c = card(run([patient(), fasciculation(), *ordered, revoked]), "workup-incomplete")
+    c = card(run([patient(), fasciculation(), *without_calcium, revoked]), "workup-incomplete")
     assert suggested_codes(c) == ["17861-6"]
 
 
