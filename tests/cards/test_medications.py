@@ -30,7 +30,8 @@ def one(*resources):
     ({"text": "Salbutamol 100 micrograms/dose inhaler"}, "albuterol", "text"),
     ({"text": "ALBUTEROL SULFATE HFA"}, "albuterol", "text"),
     ({"text": "Frusemide 40mg tablets"}, "furosemide", "text"),
-    ({"rxnorm": "999999", "text": "methylphenidate 10 MG"}, "methylphenidate", "text"),
+    # An RxNorm code the knowledge does not list (999999 is a real Tribenzor form in drug_products.yaml).
+    ({"rxnorm": "99999999", "text": "methylphenidate 10 MG"}, "methylphenidate", "text"),
     ({"text": "Dexmethylphenidate 5 mg"}, "dexmethylphenidate", "text"),
     ({"text": "Methylprednisolone 4 mg"}, "methylprednisolone", "text"),
     ({"text": "Qualaquin 324 mg capsule"}, "quinine", "text"),
