@@ -177,7 +177,8 @@ def abnormal_result(findings: list[Finding], ctx: CardContext) -> list[Card]:
 # ---- medicines ------------------------------------------------------------------------------------
 def medication_review(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, MEDICATION_REVIEW
-    names = list(dict.fromkeys(ingredient for f in findings for m in f.data for ingredient in m.ingredients))
+    # A medicine known only by its class (a combination ATC code) is named by its own text.
+    names = list(dict.fromkeys(name for f in findings for m in f.data for name in (m.ingredients or (m.text,))))
     if all(f.kind == "systemic_corticosteroid_taper" for f in findings):
         summary = t.topic(topic, "summary", "steroid_taper")
     elif len(names) == 1:
@@ -189,8 +190,8 @@ def medication_review(findings: list[Finding], ctx: CardContext) -> list[Card]:
     for finding in findings:
         for medication in finding.data:
             label = t.name("classes", finding.kind.split("_high_dose")[0].split("_taper")[0])
-            ingredient = ctx.knowledge.ingredients[medication.ingredients[0]]
-            if ingredient.subclass:
+            ingredient = ctx.knowledge.ingredients[medication.ingredients[0]] if medication.ingredients else None
+            if ingredient and ingredient.subclass:
                 label = t.name("diuretic_subclasses", ingredient.subclass)
             why.append(f"{ctx.renderer.render(medication, finding.params)} ({label})")
         text = t.topic(topic, "explanations", finding.kind).format(

@@ -84,6 +84,7 @@ class Compiler:
             ingredients=MappingProxyType(medicines.ingredients),
             ingredients_by_rxnorm=MappingProxyType(medicines.by_rxnorm),
             ingredients_by_atc=MappingProxyType(medicines.by_atc),
+            classes_by_atc=MappingProxyType(medicines.classes_by_atc),
             product_strength_mg=MappingProxyType({code: MappingProxyType(by_ingredient)
                                                   for code, by_ingredient in medicines.strengths.items()}),
             medicine_names=_word_pattern(medicines.names),

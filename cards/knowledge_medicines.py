@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cards.knowledge_model import Checks, Ingredient, normalise_text
+from cards.knowledge_model import Checks, ClassOnlyCode, Ingredient, normalise_text
 
 
 @dataclass
@@ -18,6 +18,7 @@ class MedicineTables:
     ingredients: dict[str, Ingredient]
     by_rxnorm: dict[str, tuple[str, ...]]
     by_atc: dict[str, tuple[str, ...]]
+    classes_by_atc: dict[str, ClassOnlyCode]
     strengths: dict[str, dict[str, float]]
     names: dict[str, tuple[str, ...]]
 
@@ -44,8 +45,12 @@ def compile_medicines(compiler: Checks, meds: Mapping[str, Any], products: Mappi
         for name in [key, *entry.get("synonyms", [])]:
             _add(names[normalise_text(name)], key)
     _products(compiler, products, ingredients, by_rxnorm, by_atc, strengths, names)
+    # A combination ATC code whose name gives only a class still tells the class ("lisinopril and
+    # diuretics" is a diuretic), which is what the medicine rules look for.
+    classes_by_atc = {entry["code"]: ClassOnlyCode(tuple(entry["classes"]), entry["display"])
+                      for entry in products["atc_combinations"] if not entry["ingredients"]}
     return MedicineTables(ingredients, {k: tuple(v) for k, v in by_rxnorm.items()},
-                          {k: tuple(v) for k, v in by_atc.items()}, strengths,
+                          {k: tuple(v) for k, v in by_atc.items()}, classes_by_atc, strengths,
                           {k: tuple(v) for k, v in names.items()})
 
 

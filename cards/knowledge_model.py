@@ -77,6 +77,14 @@ class Ingredient:
 
 
 @dataclass(frozen=True)
+class ClassOnlyCode:
+    """A combination ATC code whose name gives a class, not an ingredient ("lisinopril and diuretics")."""
+
+    classes: tuple[str, ...]
+    display: str
+
+
+@dataclass(frozen=True)
 class Knowledge:
     version: str
     thresholds: Thresholds
@@ -113,6 +121,7 @@ class Knowledge:
     ingredients: Mapping[str, Ingredient]
     ingredients_by_rxnorm: Mapping[str, tuple[str, ...]]  # ingredient, clinical and branded drug codes
     ingredients_by_atc: Mapping[str, tuple[str, ...]]  # single-ingredient and combination ATC codes
+    classes_by_atc: Mapping[str, ClassOnlyCode]  # combination ATC codes that name only a class
     product_strength_mg: Mapping[str, Mapping[str, float]]  # RxNorm product -> ingredient -> mg per unit dose
     medicine_names: re.Pattern[str]
     ingredients_by_name: Mapping[str, tuple[str, ...]]  # generic names, synonyms and brand names

@@ -94,7 +94,7 @@ class MedicationUse:
     status: str
     current: bool
     text: str
-    ingredients: tuple[str, ...]
+    ingredients: tuple[str, ...]  # empty when only the class is known (a combination ATC code)
     classes: tuple[str, ...]
     matched_by: str  # rxnorm | atc | text
     started: datetime | None = None

@@ -4,8 +4,9 @@ The medicine is identified from medicationCodeableConcept, or from the Medicatio
 medicationReference points to: contained (`#id`), in the same Bundle (`search.mode: include`), or
 fetched by the service (`medication_references_needed` says which). Matching, in order: an RxNorm
 ingredient, clinical-drug, branded-drug or pack code; an ATC code (combinations included); a generic,
-synonym or brand name in the text. A corticosteroid given by a local route (inhaled, nasal,
-topical...) loses its systemic class.
+synonym or brand name in the text; last, a combination ATC code that names only a class ("lisinopril
+and diuretics": a diuretic, ingredient unknown). A corticosteroid given by a local route (inhaled,
+nasal, topical...) loses its systemic class.
 """
 from __future__ import annotations
 
@@ -60,12 +61,12 @@ def select_medication(resource: Mapping[str, Any], knowledge: Knowledge, now: da
         if unresolved is not None:  # an unidentified medicine may be one the rules look for
             raise Unreadable(unresolved)
         return "not a medicine the rules look for"
-    ingredients, matched_by, label = matched
+    ingredients, named_classes, matched_by, label = matched
     dosages = elements(resource, "dosageInstruction" if resource_type == "MedicationRequest" else "dosage")
     local = _given_locally(concept_codings, dosages, label, knowledge)
     classes = tuple(dict.fromkeys(
-        knowledge.ingredients[name].drug_class for name in ingredients
-        if not (local and knowledge.ingredients[name].drug_class == STEROID)))
+        drug_class for drug_class in [*(knowledge.ingredients[name].drug_class for name in ingredients), *named_classes]
+        if not (local and drug_class == STEROID)))
     if not classes:
         return "a corticosteroid given locally (inhaled, nasal, topical), not systemically"
     started_raw, ended_raw = doses.period(resource, dosages)
@@ -141,18 +142,23 @@ def medication_references_needed(resources: list[Any], medicines: Medicines) -> 
 
 
 def match_ingredients(concept: Any, concept_codings, knowledge: Knowledge):
-    """(ingredients, matched_by, display text) or None."""
+    """(ingredients, classes named without an ingredient, matched_by, display text) or None."""
     label = concept_text(concept, "medication") or ""
     for system_name, index in (("rxnorm", knowledge.ingredients_by_rxnorm), ("atc", knowledge.ingredients_by_atc)):
         found = [name for system_uri, code, _ in concept_codings
                  if knowledge.system_of(system_uri) == system_name for name in index.get(code, ())]
         if found:
-            return tuple(dict.fromkeys(found)), system_name, label or found[0]
+            return tuple(dict.fromkeys(found)), (), system_name, label or found[0]
     texts = [label] + [display for _, _, display in concept_codings if display]
     found = [name for value in texts for match in knowledge.medicine_names.finditer(normalise_text(value))
              for name in knowledge.ingredients_by_name[match.group(0)]]
     if found:
-        return tuple(dict.fromkeys(found)), "text", label or found[0]
+        return tuple(dict.fromkeys(found)), (), "text", label or found[0]
+    class_only = [knowledge.classes_by_atc[code] for system_uri, code, _ in concept_codings
+                  if knowledge.system_of(system_uri) == "atc" and code in knowledge.classes_by_atc]
+    if class_only:
+        classes = tuple(dict.fromkeys(c for entry in class_only for c in entry.classes))
+        return (), classes, "atc", label or class_only[0].display
     return None
 
 

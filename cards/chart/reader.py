@@ -184,7 +184,8 @@ class ChartPass:
             self._note(resource, "ignored", found)
         else:
             self.medications.append(found)
-            self._note(resource, "used", f"{', '.join(found.ingredients)} (matched by {found.matched_by})")
+            named = ", ".join(found.ingredients or found.classes)
+            self._note(resource, "used", f"{named} (matched by {found.matched_by})")
 
     def _service_request(self, resource: Mapping[str, Any]) -> None:
         found = select_order(resource, self.knowledge)

@@ -186,7 +186,9 @@ DIURETIC_CARD = "medication-review"
     {"coding": [{"system": SYSTEMS["atc"], "code": "C03EA01"}]},  # HCTZ and potassium-sparing agents
     {"text": "Zestoretic 20-12.5 tablet"},  # brand name in text
     {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "310798 "}]},  # OID, trailing space
-], ids=["scd-without-display", "combination-scd", "sbd", "atc-combination", "brand-text", "oid-space"])
+    {"coding": [{"system": SYSTEMS["atc"], "code": "C09BA03"}]},  # lisinopril and diuretics: class only
+], ids=["scd-without-display", "combination-scd", "sbd", "atc-combination", "brand-text", "oid-space",
+        "atc-class-only"])
 def test_a_diuretic_is_recognised_however_it_is_coded(medication):
     """Pinned: RxNorm clinical/branded drug codes without display were not recognised."""
     order = medication_request(authored="2026-06-01")
@@ -194,6 +196,18 @@ def test_a_diuretic_is_recognised_however_it_is_coded(medication):
     result = run(chart_with(order))
     assert result.view.current_in_class("diuretic"), medication
     assert DIURETIC_CARD in topics(result)
+
+
+def test_a_medicine_known_only_by_its_class_is_named_by_its_own_text():
+    """A combination ATC code that names a class, not the diuretic in it: the card names the product."""
+    order = medication_request(authored="2026-06-01")
+    order["medicationCodeableConcept"] = {"coding": [{"system": SYSTEMS["atc"], "code": "C09DA01"}],
+                                          "text": "Losartan/diuretic 50/12.5 tablet"}
+    result = run(chart_with(order))
+    medicine = result.view.medications[0]
+    assert (medicine.ingredients, medicine.classes, medicine.matched_by) == ((), ("diuretic",), "atc")
+    c = card(result, DIURETIC_CARD)
+    assert "Losartan/diuretic 50/12.5 tablet" in c["summary"] and "(diuretic)" in c["detail"]
 
 
 def _by_reference(reference: str, medication: dict | None = None) -> dict:

@@ -53,7 +53,9 @@ def test_every_product_code_is_recognised_as_its_ingredients(product):
 @pytest.mark.parametrize("combination", PRODUCTS["atc_combinations"], ids=lambda c: c["code"])
 def test_every_combination_atc_code_is_recognised(combination):
     found = medicine({"coding": [{"system": SYSTEMS["atc"], "code": combination["code"]}]})
-    assert found is not None and set(combination["ingredients"]) <= set(found.ingredients)
+    assert found is not None and found.matched_by == "atc"
+    assert set(found.ingredients) == set(combination["ingredients"])
+    assert set(found.classes) == set(combination["classes"])  # named only by its class when no ingredient
 
 
 BRANDS = [(ingredient, brand) for ingredient, brands in PRODUCTS["brand_names"].items() for brand in brands]
