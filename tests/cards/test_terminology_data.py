@@ -284,3 +284,14 @@ def test_order_codes_and_names_are_unambiguous() -> None:
             normalised = normalise_text(str(name))
             assert normalised, (key, name)
             assert name_owner.setdefault(normalised, key) == key, f"name {name!r} in {key} and {name_owner[normalised]}"
+
+
+def test_every_loinc_order_code_is_read_as_a_result_or_a_panel() -> None:
+    """A result filed under an orderable's LOINC code is read: an analyte code, or a panel whose components
+    are read and which the prefetch query asks for (labs.yaml panels)."""
+    labs = knowledge("labs")
+    readable = {e["code"] for a in labs["analytes"].values() for e in a["codes"] if e["system"] == "loinc"}
+    readable |= {e["code"] for e in labs["panels"] if e["system"] == "loinc"}
+    missing = [(key, e["code"]) for key, item in knowledge("order_codes")["orderables"].items()
+               for e in item["codes"] if e["system"] == "loinc" and e["code"] not in readable]
+    assert not missing, missing
