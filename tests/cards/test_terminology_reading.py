@@ -92,6 +92,13 @@ def test_every_order_name_covers_its_orders_in_a_local_code_system(key, name):
     assert set(ORDER_CODES["orderables"][key]["covers"]) == active_order(local)
 
 
+@pytest.mark.parametrize("text", ["CA 125", "CA-125 tumour marker", "CA 19-9", "MG antibody panel",
+                                  "AChR antibody (MG)"])
+def test_tumour_markers_and_myasthenia_panels_are_not_calcium_or_magnesium_orders(text):
+    assert active_order({"coding": [{"system": "https://fhir.example.org/codeSet/200", "code": "1"}],
+                         "text": text}) == frozenset()
+
+
 def test_a_us_bmp_on_the_chart_covers_the_calcium_and_a_chem_7_does_not():
     """Issue 13 item 12: CPT 80048 / LOINC 24321-2 include total calcium (docs/terminology.md, CMS)."""
     bmp = active_order({"coding": [{"system": SYSTEMS["loinc"], "code": "24321-2"}]})
