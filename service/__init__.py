@@ -51,11 +51,12 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
     register_error_handlers(app)
     # First of the before_request rules, so refused and failed calls are timed and counted too.
     install_metrics(app)
+    # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics;
+    # first, because the jti replay record lives in that store when REDIS_URL is unset.
+    feedback_loop = install_feedback_loop(app, settings)
     # A before_request rule on every /cds-services path: no view runs for a refused caller.
-    install_authentication(app, settings)
+    install_authentication(app, settings, feedback_loop.store)
     app.register_blueprint(blueprint)
-    # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics.
-    install_feedback_loop(app, settings)
     install_ops(app, settings)  # /healthz, /readyz, /metrics
     install_openapi(app)  # /openapi.json, no authentication: it holds no data
     return app

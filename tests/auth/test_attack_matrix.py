@@ -48,7 +48,7 @@ def setup(tmp_path, local_server, es384):
     other = new_key("ES384")
     app = production_app(
         tmp_path,
-        client_entry(es384, jku=[local_server.root + "/allowed-jwks.json"],
+        client_entry(es384, jku=[local_server.root.replace("http:", "https:") + "/allowed-jwks.json"],
                      fhir_servers=[{"url": fhir_base, "private_network": True}]),
         client_entry(other, iss="https://other-ehr.test"))
     return app, fhir_base, local_server, other

@@ -9,12 +9,12 @@ import pytest
 from service import create_app
 from service.auth import load_trusted_clients
 from service.config import ConfigError, Settings
-from tests.auth.support import ISSUER, client_entry, new_key, write_clients
+from tests.auth.support import ISSUER, PATIENT_KEY_SECRET, client_entry, new_key, write_clients
 from tests.conftest import PROBE_SERVICE
 
 PROFILES = Path(__file__).parents[2] / "deploy" / "trusted-clients"
 PRODUCTION_ENV = {"CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": "https://cds.hospital.test",
-                  "CDS_PATIENT_KEY_SECRET": "k" * 32}
+                  "CDS_PATIENT_KEY_SECRET": PATIENT_KEY_SECRET}
 
 
 def refused(callable_, *args, **kwargs) -> str:
@@ -76,7 +76,10 @@ def test_shipped_profiles_load(name):
 
 def test_shipped_profiles_start_a_production_app():
     for name in ("epic.example.yaml", "oracle-health.yaml", "cds-hooks-sandbox.yaml"):
-        settings = Settings.from_env({**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": str(PROFILES / name)})
+        env = {**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": str(PROFILES / name)}
+        if name == "cds-hooks-sandbox.yaml":  # refused in production without it
+            env["CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION"] = "true"
+        settings = Settings.from_env(env)
         app = create_app(settings, services=[PROBE_SERVICE])
         assert app.test_client().get("/cds-services").status_code == 401
         app.extensions["fasciculation_cds"].fhir_client.close()

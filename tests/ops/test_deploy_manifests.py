@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from pathlib import Path
 
 import kubernetes_validate
@@ -150,6 +151,9 @@ def test_configuration_is_what_the_service_accepts(tmp_path):
     local = tmp_path / file_name.name
     local.write_text(clients_map["data"][file_name.name])
     assert load_trusted_clients(local).clients
+    # The Secret ships placeholders, which production refuses (tests/auth/test_production_refusals.py).
+    secret = {name: value.replace("REPLACE-password", secrets.token_hex(16)) if name.endswith("_URL")
+              else secrets.token_hex(32) for name, value in secret.items()}
     env = {**config, **secret, "CDS_TRUSTED_CLIENTS_FILE": str(local), "CDS_DATA_DIR": str(tmp_path),
            **{item["name"]: item["value"] for item in pod()["containers"][0]["env"]}}
     env["CDS_DATA_DIR"] = str(tmp_path)
