@@ -28,8 +28,9 @@ from service.auth import current_client
 from service.config import Settings
 from service.errors import CdsError
 from service.schemas import TOKEN_CHAR, CodingSchema, FullMatch, validation_issues
+from service.patient_scope import patient_namespace_for
 from service.store import (FeedbackRow, IssuedCardRow, Store, StoreError, open_store, patient_key,
-                           patient_key_secret, patient_namespace)
+                           patient_key_secret)
 
 log = logging.getLogger("service.feedback")
 blueprint = Blueprint("feedback", __name__)
@@ -49,9 +50,7 @@ class FeedbackLoop:
         patient_id = call_request.get("context", {}).get("patientId")
         if not isinstance(patient_id, str) or not patient_id:
             return None
-        caller = current_client()
-        namespace = patient_namespace(call_request.get("fhirServer"), caller.tenant if caller else None)
-        return patient_key(self.secret, namespace, patient_id)
+        return patient_key(self.secret, patient_namespace_for(current_client(), call_request), patient_id)
 
 
 def install_feedback_loop(app: Flask, settings: Settings) -> FeedbackLoop:

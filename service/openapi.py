@@ -172,7 +172,8 @@ _ERROR_TEXT = {
     400: "The body is not a valid CDS Hooks call (malformed JSON, a missing or invalid field); every "
          "problem is listed with its path in `expression`.",
     401: "Production mode: no valid CDS Hooks JWT from a trusted client (or, for analytics, no admin token).",
-    403: "Production mode without CDS_ADMIN_TOKEN: analytics is turned off.",
+    403: "Forbidden: a service call names a fhirServer that is not registered for the calling client "
+         "(service/patient_scope.py), or, for analytics, production mode runs without CDS_ADMIN_TOKEN.",
     404: "No CDS service with this id.",
     412: "Prefetch data the service needs was neither supplied nor obtainable from fhirServer (the "
          "FHIR server may not be queried, failed, or was too slow); `expression` names each key.",
@@ -223,7 +224,7 @@ def build_openapi(services: Iterable[CdsService]) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {JSON: {"schema": _one_of(
             [{"$ref": f"#/components/schemas/{_request_name(hook)}"} for hook in hooks])}}},
         "responses": {"200": _json("CdsResponse", "The cards (possibly none)."),
-                      **_errors(400, 401, 404, 412, 413, 415, 503)}}})
+                      **_errors(400, 401, 403, 404, 412, 413, 415, 503)}}})
     spec.path("/cds-services/{service_id}/feedback", operations={"post": {
         "operationId": "feedback", "tags": ["CDS Hooks"], "summary": "Feedback: what clinicians did with the cards",
         "security": [{"cdsHooksJwt": []}], "parameters": [id_parameter],

@@ -18,6 +18,7 @@ from service import metrics
 from service.auth import current_client
 from service.errors import CdsError, Issue
 from service.feedback import card_history_for, record_issued_cards
+from service.patient_scope import registered_fhir_base
 from service.prefetch import gather
 from service.runtime import Runtime
 from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues
@@ -150,8 +151,11 @@ def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any
 
 def gather_call_data(service: CdsService, call_request: Mapping[str, Any]) -> tuple[HookCall, dict[str, str]]:
     rt = runtime()
+    caller = current_client()
+    # Only a FHIR base registered for the caller, even when nothing is fetched: the card history is its.
+    registered_fhir_base(caller, call_request)
     # The authenticated caller decides which FHIR servers may be queried (docs/security.md).
-    gathered = gather(service, call_request, rt.fhir_client, rt.settings, caller=current_client())
+    gathered = gather(service, call_request, rt.fhir_client, rt.settings, caller=caller)
     now = rt.clock()
     hook_call = HookCall(
         hook_instance=call_request["hookInstance"],

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.auth.support import bearer, claims, client_entry, mint, new_key, write_clients
+from tests.auth.support import FIXTURE_FHIR_SERVER, bearer, claims, client_entry, mint, new_key, write_clients
 from tests.ops import dockerfile
 from tests.ops.support import REVIEW_SERVICE, ROOT, fixture_requests, json_lines, leaks
 
@@ -162,7 +162,7 @@ def start_container(installation: Installation, tmp_path: Path, **overrides: str
     config = installation.work / f"config-{secrets.token_hex(4)}"
     config.mkdir(mode=0o755)
     key = new_key("ES384")
-    clients = write_clients(config, client_entry(key))
+    clients = write_clients(config, client_entry(key, fhir_servers=[FIXTURE_FHIR_SERVER]))
     clients.chmod(0o644)
     patient_key_secret = secrets.token_hex(32)
     admin_token = secrets.token_hex(32)
