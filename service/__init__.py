@@ -16,6 +16,7 @@ from service.fhir_client import FhirClient
 from service.logging_setup import configure_logging
 from service.metrics import install_metrics
 from service.openapi import install_openapi
+from service.paths import CanonicalCdsPaths
 from service.ops import install_ops
 from service.protocol import blueprint
 from service.runtime import Runtime
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # `/cds-services/{id}/` and the sandbox's `//{id}` routed as `/cds-services/{id}` (service/paths.py).
+    app.wsgi_app = CanonicalCdsPaths(app.wsgi_app)  # type: ignore[method-assign]
     services_by_id = {}
     for service in services:
         if service.id in services_by_id:

@@ -280,16 +280,22 @@ def _refine(schemas: dict[str, Any], services: list[CdsService]) -> None:
         # service/prefetch.py: a key the service asks for holds a resource, a Bundle or null; other keys
         # are ignored whatever they hold.
         keys = sorted({key for service in services if service.hook == hook for key in service.prefetch})
-        properties["prefetch"] = {"type": "object", "properties": {key: resource_or_null for key in keys}}
-        properties["extension"] = {"type": "object"}
-        # CdsRequestSchema._authorization_needs_server (cds-r-1).
-        request["dependentRequired"] = {"fhirAuthorization": ["fhirServer"]}
+        # Optional fields may be null, taken as absent (service/schemas.py, _NullMeansAbsent).
+        properties["prefetch"] = {"type": ["object", "null"], "properties": {key: resource_or_null for key in keys}}
+        properties["extension"] = {"type": ["object", "null"]}
+        # CdsRequestSchema._authorization_needs_server (cds-r-1): a fhirAuthorization (not null) needs a fhirServer.
+        request["if"] = {"properties": {"fhirAuthorization": {"type": "object"}}, "required": ["fhirAuthorization"]}
+        request["then"] = {"properties": {"fhirServer": {"type": "string"}}, "required": ["fhirServer"]}
         schemas[_request_name(hook)] = request
         if context_schema is not None and _context_name(hook) not in schemas:
             schemas[_context_name(hook)] = _marshmallow_schema(context_schema)
     # The service checks the URL with marshmallow's URL validator; the contract names a plain subset of it.
     for name in [_request_name(hook) for hook in hooks]:
-        schemas[name]["properties"]["fhirServer"] = {"type": "string", "format": "uri", "pattern": URL_PATTERN}
+        schemas[name]["properties"]["fhirServer"] = {"anyOf": [
+            {"type": "string", "format": "uri", "pattern": URL_PATTERN}, {"type": "null"}]}
+    # FhirAuthorizationSchema.expires_in (SecondsInteger): a JSON integer, or its digits as a string.
+    schemas["FhirAuthorization"]["properties"]["expires_in"] = {"anyOf": [
+        {"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]{1,10}$"}]}
     # Response fields that are URLs: JSON Schema's format.
     for name, field_names in (("Source", ("url", "icon")), ("Link", ("url",))):
         for field_name in field_names:

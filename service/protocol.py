@@ -1,6 +1,7 @@
 """The CDS Hooks endpoints: discovery and service calls, derived from the declarations."""
 from __future__ import annotations
 
+import codecs
 import logging
 import threading
 import time
@@ -9,19 +10,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from hooks.declaration import CdsService, DeferredHistory, HookCall
 from service import metrics
-from service.auth import current_client
+from service.auth import auth_outcome, current_client
+from service.auth.guard import EXTENSION as GUARD_EXTENSION
+from service.client_profile import adapt_to_client
 from service.errors import CdsError, Issue
 from service.feedback import card_history_for, record_issued_cards
 from service.patient_scope import registered_fhir_base
 from service.prefetch import gather
 from service.runtime import Runtime
-from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues
+from service.schemas import CONTEXT_SCHEMAS, CdsRequestSchema, validation_issues, without_nulls
 
 log = logging.getLogger("service.requests")
 blueprint = Blueprint("cds_hooks", __name__)
@@ -62,57 +65,95 @@ def discovery() -> Response:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
-    # One log line per call, refused or answered: ids, counts and timings, never patient data.
-    started = time.perf_counter()
-    fields: dict[str, Any] = {"event": "service_call", "service": None, "hookInstance": None}
+    fields = _call_line()
+    service = runtime().services.get(service_id)
+    if service is None:
+        raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
+    fields["service"] = service.id
     try:
-        service = runtime().services.get(service_id)
-        if service is None:
-            raise CdsError.single(404, f"There is no CDS service with id {service_id!r}; see GET /cds-services.")
-        fields["service"] = service.id
         with _one_large_call_at_a_time():
             call_request = validate_call(read_json_object(), service)
             fields["hookInstance"] = call_request["hookInstance"]
             hook_call, how = gather_call_data(service, call_request)
-            result = service.handler(hook_call)
+            # Shaped for the client's registration (allowed links, CDS Hooks 1.0) before the card log sees it.
+            result = adapt_to_client(service.handler(hook_call), current_client())
             record_issued_cards(service, call_request, result, issued_at=hook_call.now)  # the card log
             del call_request, hook_call  # the chart: freed before the next large call goes ahead
-    except Exception as error:
-        status = (error.status if isinstance(error, CdsError)
-                  else error.code or 500 if isinstance(error, HTTPException) else 500)
-        if status == 412:
-            metrics.count_precondition_failed(fields["service"])
+    except CdsError as error:
+        if error.status == 412:
+            metrics.count_precondition_failed(service.id)
             fields["prefetch_failed"] = sorted({
                 where.removeprefix("prefetch.") for issue in error.issues for where in issue.expression
                 if where.startswith("prefetch.")})
-        _log_call(fields, started, status)
         raise
     metrics.count_cards(service.id, result.cards)
-    _log_call({**fields, "card_topics": list(result.topics), "prefetch": how,
-               "skipped_resources": result.skipped_resources}, started, 200)
+    fields.update(card_topics=list(result.topics), prefetch=how, skipped_resources=result.skipped_resources)
     return json_response({"cards": result.cards})
 
 
-def _log_call(fields: dict[str, Any], started: float, status: int) -> None:
-    caller = current_client()
-    fields = {
-        **fields,
-        # Who asked, for audit; None only for unsigned calls in development mode.
-        "iss": caller and caller.iss,
-        "tenant": caller and caller.tenant,
-        "jti": caller and caller.jti,
+# -- one log line per service call ------------------------------------------------------------------
+# Written after the response is made, so that every call has exactly one, answered or refused:
+# refused by the JWT guard before the view ran (401, 503), refused by the view (400, 403, 404, 412,
+# 413, 415) or failed (500). Ids, counts, timings and the authentication outcome; never patient data,
+# never a token. The guard writes no line of its own for service calls.
+
+_CALL_ENDPOINT = "cds_hooks.call_service"
+
+
+@blueprint.record_once
+def _the_call_line_carries_the_auth_outcome(state: Any) -> None:
+    guard = state.app.extensions.get(GUARD_EXTENSION)
+    if guard is not None:
+        guard.endpoints_logging_auth.add(_CALL_ENDPOINT)
+
+
+def _call_line() -> dict[str, Any]:
+    """This call's log fields, which the view fills in as it goes."""
+    if "service_call_line" not in g:
+        g.service_call_line = {"service": None, "hookInstance": None}
+    return g.service_call_line
+
+
+@blueprint.after_request
+def _log_service_call(response: Response) -> Response:
+    if request.endpoint != _CALL_ENDPOINT:
+        return response
+    view_fields = _call_line()
+    outcome = auth_outcome()
+    started = metrics.request_started()
+    status = response.status_code
+    service_id = (request.view_args or {}).get("service_id")
+    fields: dict[str, Any] = {
+        "event": "service_call",
+        **view_fields,
+        # Refused before the view ran: the id called, if it is one of ours (never an unknown caller's text).
+        "service": view_fields["service"] or (service_id if service_id in runtime().services else None),
+        "hookInstance": view_fields["hookInstance"] or (outcome and outcome.hook_instance),
+        # Who asked: verified when auth is "ok"; as the token claimed when it was refused.
+        "auth": outcome and outcome.result,
+        "client": outcome and outcome.client,
+        "iss": outcome and outcome.iss,
+        "tenant": outcome and outcome.tenant,
+        "jti": outcome and outcome.jti,
         "status": status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "duration_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),
     }
-    level = logging.WARNING if status == 412 or status >= 500 else logging.INFO
-    log.log(level, "service call" if status == 200 else "service call refused", extra=fields)
+    if outcome is not None and outcome.result != "ok":
+        fields["auth_reason"] = outcome.reason
+    unsigned = outcome is not None and outcome.result == "unsigned"
+    level = logging.WARNING if status in (401, 412) or status >= 500 or unsigned else logging.INFO
+    message = ("service call" if status == 200 else "service call refused") + (
+        " (DEVELOPMENT MODE: served without authentication)" if unsigned else "")
+    log.log(level, message, extra=fields)
+    return response
 
 
 def read_json_object() -> dict[str, Any]:
     content_type = request.mimetype or ""
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise CdsError.single(415, f"Send the body as application/json, not {content_type}.")
-    data = request.get_data(cache=False)
+    # A UTF-8 byte-order mark is not JSON, but some clients' serialisers write one: it means nothing.
+    data = request.get_data(cache=False).removeprefix(codecs.BOM_UTF8)
     limit = request.max_content_length
     if limit is not None and request.content_length is None and len(data) >= limit:
         # A chunked body (no Content-Length) is cut off at the limit, not refused: refuse it here.
@@ -141,6 +182,8 @@ def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any
             context_schema.load(context)
         except ValidationError as error:
             issues.extend(validation_issues(error.messages, "context"))
+        if call_request is not None:  # the context as sent (unknown fields kept), less its null optionals
+            call_request["context"] = without_nulls(context_schema, call_request["context"])
     if call_request is not None and call_request["hook"] != service.hook:
         issues.append(Issue(f"Service {service.id!r} answers the {service.hook!r} hook, "
                             f"not {call_request['hook']!r}.", expression=("hook",)))

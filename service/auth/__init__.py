@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from service.auth.clients import FhirServerGrant, TrustedClient, TrustedClients, load_trusted_clients
-from service.auth.guard import Guard, current_client, expected_audiences, install_guard
+from service.auth.guard import (AuthOutcome, Guard, auth_outcome, current_client, expected_audiences,
+                                install_guard)
 from service.auth.jwks import JwksCache
 from service.auth.replay import DatabaseReplayCache, RedisReplayCache, ReplayCache, ReplayStoreUnavailable
 from service.auth.sandbox import trusts_sandbox
@@ -24,8 +25,8 @@ from service.auth.tokens import AuthenticatedClient, InvalidToken, TokenVerifier
 from service.config import ConfigError, Settings
 from service.store import Store
 
-__all__ = ["AuthenticatedClient", "FhirServerGrant", "InvalidToken", "TrustedClient", "TrustedClients",
-           "current_client", "expected_audiences", "install_authentication", "load_trusted_clients"]
+__all__ = ["AuthOutcome", "AuthenticatedClient", "FhirServerGrant", "InvalidToken", "TrustedClient", "TrustedClients",
+           "auth_outcome", "current_client", "expected_audiences", "install_authentication", "load_trusted_clients"]
 
 log = logging.getLogger("service.auth")
 

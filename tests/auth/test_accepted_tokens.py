@@ -140,11 +140,18 @@ def test_success_is_audited_with_iss_tenant_and_jti(tmp_path, rs384, caplog):
     caplog.set_level(logging.INFO)
     body = patient_view_request()
     assert app.test_client().post(SERVICE_PATH, json=body, headers=bearer(token)).status_code == 200
-    [audit] = [r for r in caplog.records if getattr(r, "event", None) == "auth_ok"]
+    # One line for the call, carrying the authentication: no separate auth_ok line.
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "auth_ok"]
     [call] = [r for r in caplog.records if getattr(r, "event", None) == "service_call"]
     jti = json.loads(_b64decode(token.split(".")[1]))["jti"]
-    assert (audit.iss, audit.tenant, audit.jti) == (ISSUER, "acme", jti)
     assert (call.iss, call.tenant, call.jti, call.hookInstance) == (ISSUER, "acme", jti, body["hookInstance"])
+    assert (call.auth, call.client, call.status) == ("ok", ISSUER + " (acme)", 200)
+    # Discovery has no call line of its own: the guard's auth_ok is its line.
+    caplog.clear()
+    app.test_client().get(DISCOVERY_PATH, headers=bearer(mint(rs384, claims(aud=PUBLIC_BASE + DISCOVERY_PATH,
+                                                                          tenant="acme"))))
+    [audit] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_ok", "service_call")]
+    assert (audit.event, audit.iss, audit.tenant) == ("auth_ok", ISSUER, "acme")
     assert token not in caplog.text
 
 
@@ -237,6 +244,11 @@ def test_development_mode_serves_unsigned_calls_with_a_warning_at_start_and_on_e
     assert any(getattr(r, "event", None) == "development_mode" for r in caplog.records)
     response = app.test_client().post(SERVICE_PATH, json=patient_view_request())
     assert response.status_code == 200
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_skipped_development", "service_call")]
+    assert warning.levelno == logging.WARNING and "DEVELOPMENT MODE" in warning.getMessage()
+    assert (warning.event, warning.auth, warning.auth_reason) == ("service_call", "unsigned", "no Authorization header")
+    caplog.clear()
+    assert app.test_client().get(DISCOVERY_PATH).status_code == 200
     [warning] = [r for r in caplog.records if getattr(r, "event", None) == "auth_skipped_development"]
     assert warning.levelno == logging.WARNING and warning.reason == "no Authorization header"
 
