@@ -133,6 +133,22 @@ def test_replicas_autoscaling_and_disruption_budget_agree():
     assert resource("Service")["spec"]["selector"] == selector
 
 
+def test_only_the_ingress_and_the_platform_may_connect_to_the_pods():
+    """Issue 15, item 7: /metrics and the health endpoints kept to the platform (no such policy at c2304de)."""
+    policy = resource("NetworkPolicy")
+    deployment = resource("Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    port = pod()["containers"][0]["ports"][0]["name"]
+    rules = policy["spec"]["ingress"]
+    assert len(rules) == 2
+    for rule in rules:  # no rule admits everyone: each names its namespace and its pods
+        assert [p["port"] for p in rule["ports"]] == [port]
+        [source] = rule["from"]
+        assert source["namespaceSelector"]["matchLabels"] and source["podSelector"]["matchLabels"]
+        assert "ipBlock" not in source
+
+
 def test_configuration_is_what_the_service_accepts(tmp_path):
     config = resource("ConfigMap", "fasciculation-cds-config")["data"]
     secret = resource("Secret")["stringData"]
