@@ -210,3 +210,22 @@ def test_the_sandbox_profile_works_in_development_mode(tmp_path, sandbox_shaped_
     assert response.status_code == 200, response.get_data(as_text=True)
     [line] = [r for r in caplog.records if getattr(r, "event", None) == "service_call"]
     assert line.iss == SANDBOX_ISSUER and line.tenant is None
+
+
+# -- documentation -----------------------------------------------------------------------------------
+
+def test_the_readme_lists_the_production_start_up_refusals():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Authentication"):readme.index("\n## ", readme.index("## Authentication") + 1)]
+    assert "Production refuses to start" in section
+    for needle in ("CDS_TRUSTED_CLIENTS_FILE", "CDS_PUBLIC_BASE_URL", "CDS_PATIENT_KEY_SECRET", "CDS_ADMIN_TOKEN",
+                   "DATABASE_URL", "REDIS_URL", "placeholder", '"a" * 32', "`jku` or `jwks_url` is plain `http`",
+                   "CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION=true"):
+        assert needle in section, needle
+
+
+def test_the_threat_model_lists_every_red_team_finding():
+    threats = (ROOT / "docs" / "security.md").read_text()
+    threats = threats[threats.index("## Threats and what stops them"):threats.index("## Modes")]
+    for item in range(1, 13):
+        assert re.search(rf"\(item {item}\b|\(red team, issue 15 item {item}\)", threats), item
