@@ -280,8 +280,9 @@ class HangingServer:
 
 
 class TricklingServer(HangingServer):
-    """Answers each connection one byte of an HTTP status line and headers every `interval` seconds, for
-    ever: every read succeeds, so no per-read timeout ever fires. Plain http on 127.0.0.1."""
+    """Answers each connection one byte of an HTTP status line and headers every `interval` seconds
+    (some 12 s in all at 0.2 s): every read succeeds, so no per-read timeout fires while it lasts.
+    Plain http on 127.0.0.1."""
 
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__()
@@ -303,7 +304,7 @@ class TricklingServer(HangingServer):
             threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
 
     def _trickle(self, connection: socket.socket) -> None:
-        text = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"." * 10_000
+        text = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"." * 40
         for byte in text:
             if self._stopping.wait(self._interval):
                 return

@@ -211,7 +211,7 @@ def test_attack_one_fetch_in_flight_per_url_and_the_others_answered_at_once(tmp_
 
 def test_attack_an_attempt_is_capped_in_time_even_when_every_read_succeeds(tmp_path):
     """A key endpoint that trickles its headers a byte at a time never trips a per-read timeout; the
-    caller still gets its answer after the time limit (c2304de waited for the whole trickle: minutes)."""
+    caller still gets its answer after the time limit (c2304de waited for the whole trickle: 12 s here, and as long as the server likes)."""
     server = TricklingServer(interval=0.2).start()
     try:
         client = client_for(server.root + "/jwks", tmp_path)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -85,25 +86,28 @@ def test_attack_two_processes_racing_with_the_same_tokens_accept_each_once(ready
 
 @pytest.mark.integration
 def test_attack_gunicorn_workers_on_the_embedded_default_accept_a_token_once(tmp_path):
-    """`fasciculation-cds serve` with 2 workers, no REDIS_URL, no DATABASE_URL: the same token sent 20
-    times on fresh connections (spread over the workers) is accepted once. c2304de: once per worker."""
+    """`fasciculation-cds serve` with 4 workers, no REDIS_URL, no DATABASE_URL: the same token sent 40
+    times at once, on 40 connections spread over the workers, is accepted once. c2304de: once per
+    worker that took one (the red team's replayed sandbox token)."""
     key = new_key("ES384")
     clients = write_clients(tmp_path, client_entry(key, fhir_servers=["https://ehr.example.org/fhir/R4"]))
-    env = production_env(tmp_path, clients, PUBLIC_BASE, CDS_WORKERS="2", CDS_THREADS="2")
+    env = production_env(tmp_path, clients, PUBLIC_BASE, CDS_WORKERS="4", CDS_THREADS="1")
     body = json.loads((ROOT / "fixtures" / "requests" / "01-benign-calf-twitch.json").read_text())
     path = "/cds-services/fasciculation-cramp-review"
     token = mint(key, {"iss": "https://ehr.hospital.test", "aud": PUBLIC_BASE + path, "iat": int(time.time()),
                        "exp": int(time.time()) + 300, "jti": os.urandom(8).hex()})
+
+    def send(_: int) -> int:
+        return requests.post(server.url + path, json=body, headers={**bearer(token), "Connection": "close"},
+                             timeout=60).status_code
+
     with ServiceProcess("replay", env, tmp_path) as server:
         server.wait_ready()
-        statuses = []
-        for _ in range(20):
-            with requests.Session() as session:  # a new connection each time: the workers take turns
-                statuses.append(session.post(server.url + path, json=body, headers={
-                    **bearer(token), "Connection": "close"}, timeout=30).status_code)
-        pids = len(server.worker_pids())
-    assert pids == 2
-    assert sorted(statuses) == [200] + [401] * 19
+        with ThreadPoolExecutor(40) as pool:
+            statuses = list(pool.map(send, range(40)))
+        workers = len(server.worker_pids())
+    assert workers == 4
+    assert sorted(statuses) == [200] + [401] * 39
 
 
 def test_records_expire_with_their_token_and_are_deleted(ready_database_url, tmp_path):
