@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -32,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service import create_app
+from service.config import ConfigError
 from tests.conftest import FIXTURE_AS_OF, PROBE_SERVICE, make_settings, patient_view_request
 from tests.secrets import ISSUED, secret_token
 
@@ -114,6 +116,15 @@ def b64(data: bytes) -> str:
 def issued(token: str) -> str:
     ISSUED.add(token)  # the suite-wide log scan then proves the token is never logged
     return token
+
+
+def config_refusal(callable_: Any, *args: Any, **kwargs: Any) -> str:
+    """The one-line ConfigError `callable_` raises (the test fails if it raises none)."""
+    with pytest.raises(ConfigError) as raised:
+        callable_(*args, **kwargs)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -270,6 +281,10 @@ class HangingServer:
             except OSError:
                 return
             self._held.append(connection)
+            self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        """Say nothing: the connection just stays open."""
 
     def stop(self) -> None:
         self._stopping.set()
@@ -292,16 +307,8 @@ class TricklingServer(HangingServer):
     def root(self) -> str:
         return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._held.append(connection)
-            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+    def _answer(self, connection: socket.socket) -> None:
+        threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
 
     def _trickle(self, connection: socket.socket) -> None:
         text = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"." * 40

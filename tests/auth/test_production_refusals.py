@@ -17,11 +17,11 @@ import yaml
 
 from service import create_app
 from service.auth.sandbox import SANDBOX_PUBLIC_KEY
-from service.config import ConfigError, Settings
+from service.config import Settings
 from service.secret_strength import secret_weakness
-from tests.auth.support import (DISCOVERY_PATH, PATIENT_KEY_SECRET, PUBLIC_BASE, SANDBOX_ISSUER, SANDBOX_JKU, SERVICE_PATH,
-                                app_with, bearer, claims, client_entry, mint, new_key, production_app,
-                                write_clients)
+from tests.auth.support import (DISCOVERY_PATH, PATIENT_KEY_SECRET, PUBLIC_BASE, SANDBOX_ISSUER, SANDBOX_JKU,
+                                SERVICE_PATH, app_with, bearer, claims, client_entry, config_refusal, mint,
+                                production_app, write_clients)
 from tests.conftest import PROBE_SERVICE, make_settings
 
 ROOT = Path(__file__).parents[2]
@@ -41,21 +41,13 @@ def production_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def refusal(callable_, *args, **kwargs) -> str:
-    with pytest.raises(ConfigError) as raised:
-        callable_(*args, **kwargs)
-    message = str(raised.value)
-    assert "\n" not in message
-    return message
-
-
 # -- item 3: secrets -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("setting", ["CDS_PATIENT_KEY_SECRET", "CDS_ADMIN_TOKEN"])
 @pytest.mark.parametrize("value", PUBLISHED_SECRETS + GUESSABLE)
 def test_attack_published_and_guessable_secrets_are_refused_in_production(setting, value):
     """Attack: the shipped placeholders and "a" * 32 passed the 32-character check. FAILS at c2304de."""
-    message = refusal(Settings.from_env, production_env(**{setting: value}))
+    message = config_refusal(Settings.from_env, production_env(**{setting: value}))
     assert message.startswith(f"{setting}=<hidden>: ") and "refused when CDS_MODE=production" in message
     assert value not in message  # never echoed
     # Development mode, on the developer's own machine, takes them.
@@ -70,13 +62,13 @@ def test_attack_published_and_guessable_secrets_are_refused_in_production(settin
 def test_attack_placeholder_passwords_in_connection_urls_are_refused_in_production(setting, url):
     """Attack: the Secret's `REPLACE-password` and the compose file's `local-only` started production.
     FAILS at c2304de."""
-    message = refusal(Settings.from_env, production_env(**{setting: url}))
+    message = config_refusal(Settings.from_env, production_env(**{setting: url}))
     assert message.startswith(f"{setting}=<hidden>: its password is a published placeholder")
     assert "REPLACE-password" not in message and "local-only@" not in message
 
 
-def test_every_weak_secret_is_named_in_one_refusal():
-    message = refusal(Settings.from_env, production_env(CDS_PATIENT_KEY_SECRET="a" * 32,
+def test_every_weak_secret_is_named_in_one_config_refusal():
+    message = config_refusal(Settings.from_env, production_env(CDS_PATIENT_KEY_SECRET="a" * 32,
                                                        CDS_ADMIN_TOKEN=K8S_SECRET["CDS_ADMIN_TOKEN"]))
     assert "CDS_PATIENT_KEY_SECRET=<hidden>" in message and "CDS_ADMIN_TOKEN=<hidden>" in message
 
@@ -95,7 +87,7 @@ def test_secrets_made_as_documented_are_accepted(make):
 
 def test_the_shipped_secret_manifest_holds_only_placeholders_production_refuses():
     """deploy/kubernetes/secret.yaml is a template: applied unedited, the pods refuse to start."""
-    message = refusal(Settings.from_env, production_env(**K8S_SECRET))
+    message = config_refusal(Settings.from_env, production_env(**K8S_SECRET))
     for name in K8S_SECRET:
         assert f"{name}=<hidden>" in message, name
 
@@ -116,7 +108,7 @@ def test_attack_a_key_set_url_over_plain_http_is_refused_in_production(tmp_path,
     TLS). FAILS at c2304de, which started and fetched keys over http."""
     url = "http://ehr.hospital.test/jwks.json"
     entry = client_entry(**{field: [url] if field == "jku" else url})
-    message = refusal(production_app, tmp_path, entry)
+    message = config_refusal(production_app, tmp_path, entry)
     assert f"the key set URL {url!r} is not https" in message
     assert message.startswith("CDS_TRUSTED_CLIENTS_FILE=")
     # https is fine, and development mode (local test servers) may use http.
@@ -151,7 +143,7 @@ def test_attack_the_sandbox_profile_is_refused_in_production(tmp_path, variant):
     silently in production. FAILS at c2304de."""
     settings = make_settings(mode="production", public_base_url=PUBLIC_BASE, patient_key_secret=PATIENT_KEY_SECRET,
                              trusted_clients_file=str(sandbox_variants(tmp_path)[variant]))
-    message = refusal(create_app, settings, services=[PROBE_SERVICE])
+    message = config_refusal(create_app, settings, services=[PROBE_SERVICE])
     assert "is the public CDS Hooks Sandbox, whose private key is published" in message
     assert "CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION=true" in message
 
@@ -173,7 +165,7 @@ def test_the_loud_setting_lets_the_sandbox_in_with_a_warning_on_every_start(tmp_
 def test_the_setting_is_named_loudly_and_off_by_default():
     assert Settings.from_env({}).insecure_allow_sandbox_in_production is False
     assert Settings.from_env({"CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION": "true"}).insecure_allow_sandbox_in_production
-    assert "CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION=" in refusal(
+    assert "CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION=" in config_refusal(
         Settings.from_env, {"CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION": "maybe"})
 
 
