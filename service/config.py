@@ -234,8 +234,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Unset: SQLite in `CDS_DATA_DIR`. Apply migrations with `fasciculation-cds db upgrade`.",
             secret=True),
     Setting("CDS_PATIENT_KEY_SECRET", "", _optional_secret(32),
-            "Secret for the pseudonymous patient key (HMAC-SHA256 of FHIR server or tenant and patient id) "
-            "in the card log; the same on every replica. Required in production; development generates one "
+            "Secret for the pseudonymous patient key (HMAC-SHA256 of the calling client, its FHIR base and the "
+            "patient id) in the card log; the same on every replica. Required in production; development generates one "
             "in `CDS_DATA_DIR`.",
             secret=True),
     Setting("CDS_ADMIN_TOKEN", "", _optional_secret(32),

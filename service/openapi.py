@@ -49,9 +49,9 @@ _DESCRIPTION = """\
 CDS Hooks 2.0 `patient-view` service for muscle twitching (fasciculation), cramp and myokymia.
 
 Authentication: in production (`CDS_MODE=production`) every path under `/cds-services` needs the
-CDS Hooks JWT of a trusted EHR (`cdsHooksJwt`: ES384 or RS384, `aud` = the URL called, a `jti`
-used once); `/analytics` and `/analytics.json` need `CDS_ADMIN_TOKEN` as a Bearer token or Basic
-password. `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need nothing and belong on the
+CDS Hooks JWT of a trusted EHR (`cdsHooksJwt`: ES384 or RS384, `aud` = the URL called or an
+audience the EHR's entry declares, a `jti` used once); `/analytics` and `/analytics.json` need
+`CDS_ADMIN_TOKEN` as a Bearer token or Basic password. `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need nothing and belong on the
 internal network only (docs/operations.md). Every error is a FHIR OperationOutcome
 (`application/fhir+json`) with a readable `diagnostics`.
 """
