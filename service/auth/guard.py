@@ -8,6 +8,10 @@ production   a valid JWT is required; anything else is 401 with a generic Operat
              and `WWW-Authenticate: Bearer`, the precise reason going to the log.
 development  calls without a valid JWT are served anyway, with a warning on each one; a
              token that does verify still identifies the client (and its FHIR servers).
+
+The outcome is kept for the request (`auth_outcome()`) and logged once: by the guard (auth_ok,
+auth_failed, ...) for discovery and feedback, and on the call's own line for endpoints that log
+every call themselves (service calls, service/protocol.py), so each call has exactly one line.
 """
 from __future__ import annotations
 
