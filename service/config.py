@@ -200,7 +200,8 @@ SETTINGS: tuple[Setting, ...] = (
             "PEM file of the certificate authorities trusted for JWK Set URLs (e.g. a hospital's internal CA). "
             "Unset: the CAs of the Python `certifi` bundle."),
     Setting("REDIS_URL", "", _redis_url,
-            "Redis for the shared `jti` replay cache (all workers and replicas); unset: in memory, per process.",
+            "Redis for the shared `jti` replay record (all workers and replicas); unset: the record is kept in "
+            "the card-log database, shared as well.",
             secret=True),
     Setting("CDS_FHIR_DEADLINE_SECONDS", "2.0", _positive_float(30.0),
             "Overall deadline for fetching missing prefetch data from the EHR's FHIR server."),
@@ -235,8 +236,8 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("CDS_PATIENT_KEY_SECRET", "", _optional_secret(32),
             "Secret for the pseudonymous patient key (HMAC-SHA256 of the calling client, its FHIR base and the "
-            "patient id) in the card log; the same on every replica. Required in production; development generates one "
-            "in `CDS_DATA_DIR`.",
+            "patient id) in the card log; the same on every replica. Required in production; development "
+            "generates one in `CDS_DATA_DIR`.",
             secret=True),
     Setting("CDS_ADMIN_TOKEN", "", _optional_secret(32),
             "Bearer token (or Basic password) for `GET /analytics` and `/analytics.json`. In production "

@@ -27,8 +27,8 @@ from service import metrics
 from service.auth import current_client
 from service.config import Settings
 from service.errors import CdsError
-from service.schemas import TOKEN_CHAR, CodingSchema, FullMatch, validation_issues
 from service.patient_scope import patient_namespace_for
+from service.schemas import TOKEN_CHAR, CodingSchema, FullMatch, validation_issues
 from service.store import (FeedbackRow, IssuedCardRow, Store, StoreError, open_store, patient_key,
                            patient_key_secret)
 
