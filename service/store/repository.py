@@ -121,6 +121,13 @@ class Store:
                 unknown += row.card_uuid not in known
         return FeedbackReceipt(received=len(rows), stored=stored, unknown_cards=unknown)
 
+    # The same statement on SQLite (3.35+) and PostgreSQL, as text: every authenticated call runs it, and
+    # SQLAlchemy recompiles its upsert construct on each execution.
+    _spend_statement = text(
+        "INSERT INTO spent_tokens (token_key, expires_at) VALUES (:token_key, :expires_at) "
+        "ON CONFLICT (token_key) DO UPDATE SET expires_at = excluded.expires_at "
+        "WHERE spent_tokens.expires_at <= :now RETURNING token_key")
+
     def spend_token(self, token_key: str, expires_at: int, now: int) -> bool:
         """Record a token as used: True the first time, False while an earlier record is unexpired.
 
@@ -128,15 +135,11 @@ class Store:
         on conflict take over only a record whose token has expired. RETURNING gives a row exactly
         when this call recorded it.
         """
-        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
-        insert = dialect.insert(SpentToken).values(token_key=token_key, expires_at=expires_at)
-        statement = insert.on_conflict_do_update(
-            index_elements=[SpentToken.token_key], set_={"expires_at": insert.excluded.expires_at},
-            where=SpentToken.expires_at <= now).returning(SpentToken.token_key)
+        values = {"token_key": token_key, "expires_at": expires_at, "now": now}
 
         def write() -> bool:
             with self._write(durable=False) as connection:
-                return connection.execute(statement).first() is not None
+                return connection.execute(self._spend_statement, values).first() is not None
         return _retrying(write)
 
     def forget_spent_tokens(self, now: int) -> int:
