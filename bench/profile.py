@@ -22,17 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import generate
-from bench.tokens import PUBLIC_BASE_URL, SigningKey, TokenMinter, audience, write_trusted_clients
+from bench.tokens import (PUBLIC_BASE_URL, TOKEN_LIFETIME_SECONDS, SigningKey, TokenMinter, audience,
+                          write_trusted_clients)
 
 
 def build_app(workdir: Path, key: SigningKey):
-    clients = write_trusted_clients(workdir / "trusted-clients.json", [key], [])
+    clients = write_trusted_clients(workdir / "trusted-clients.json", [key], [generate.FHIR_SERVER])
     os.environ.setdefault("CDS_LOG_LEVEL", "INFO")
     from service import create_app
     from service.config import Settings
     settings = Settings.from_env({
         "CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "CDS_TRUSTED_CLIENTS_FILE": str(clients), "CDS_PATIENT_KEY_SECRET": "b" * 64,
+        "CDS_TRUSTED_CLIENTS_FILE": str(clients), "CDS_PATIENT_KEY_SECRET": os.urandom(32).hex(),
+        "CDS_JWT_MAX_LIFETIME_SECONDS": str(TOKEN_LIFETIME_SECONDS),
         "CDS_DATA_DIR": str(workdir / "data"), "CDS_OPEN_FHIR_SERVERS": "",
         "CDS_LOG_LEVEL": os.environ["CDS_LOG_LEVEL"],
     })

@@ -37,7 +37,8 @@ import orjson
 import requests
 
 from bench import generate
-from bench.tokens import PUBLIC_BASE_URL, SigningKey, TokenMinter, audience, write_trusted_clients
+from bench.tokens import (PUBLIC_BASE_URL, TOKEN_LIFETIME_SECONDS, SigningKey, TokenMinter, audience,
+                          write_trusted_clients)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -357,6 +358,8 @@ def server_env(workdir: Path, clients_file: Path, options: Options) -> dict[str,
         "CDS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "CDS_TRUSTED_CLIENTS_FILE": str(clients_file),
         "CDS_PATIENT_KEY_SECRET": os.urandom(32).hex(),
+        # Tokens are signed before each load run, so they live longer than an EHR's (900 s by default).
+        "CDS_JWT_MAX_LIFETIME_SECONDS": str(TOKEN_LIFETIME_SECONDS),
         "CDS_OPEN_FHIR_SERVERS": "",
         "CDS_DATA_DIR": str(workdir / "data"),
     }
@@ -495,8 +498,9 @@ def run(options: Options) -> dict[str, Any]:
         request_files = {name: generate.write(scenario, workdir / "requests") for name, scenario in built.items()}
 
         keys = [SigningKey.generate("RS384")] + ([SigningKey.generate("ES384")] if options.es384 else [])
+        # The prefetched scenarios name generate.FHIR_SERVER: a signed call may name only a registered base.
         clients_file = write_trusted_clients(workdir / "trusted-clients.json", keys,
-                                             [fhir_base] if fhir is not None else [])
+                                             [generate.FHIR_SERVER] + ([fhir_base] if fhir is not None else []))
         ctx = Context(options, workdir, Load(wrk, workdir), request_files, built,
                       server_env(workdir, clients_file, options), notes=notes)
         for key in keys:

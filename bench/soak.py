@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.auth.support import claims, client_entry, mint, new_key, write_clients  # noqa: E402
+from tests.auth.support import FIXTURE_FHIR_SERVER, claims, client_entry, mint, new_key, write_clients  # noqa: E402
 from tests.ops.support import REVIEW_SERVICE, fixture_requests  # noqa: E402
 from tests.servers import (ServiceFailed, ServiceProcess, find_postgres, migrate, postgres_schema,  # noqa: E402
                            production_env, sqlalchemy_url)
@@ -247,7 +247,8 @@ def soak(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="cds-soak-") as tmp, postgres_schema(server, "cds_soak") as database_url:
         directory = Path(tmp)
         key = new_key("ES384")
-        env = production_env(directory, write_clients(directory, client_entry(key)), PUBLIC_BASE,
+        env = production_env(directory, write_clients(directory, client_entry(key, fhir_servers=[FIXTURE_FHIR_SERVER])),
+                             PUBLIC_BASE,
                              DATABASE_URL=database_url, REDIS_URL=args.redis_url, CDS_LOG_LEVEL="WARNING",
                              CDS_WORKERS=str(args.workers), CDS_THREADS=str(args.threads))
         migrate(env, directory)

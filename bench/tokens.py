@@ -23,7 +23,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ISSUER = "https://ehr.bench.example"
 PUBLIC_BASE_URL = "https://cds.bench.example"
-# The longest a token may be valid is CDS_JWT_MAX_LIFETIME_SECONDS (3600) from its arrival.
+# Tokens are signed ahead of each load run, so they must outlive it: the benchmark's server is
+# started with CDS_JWT_MAX_LIFETIME_SECONDS set to this (the default, 900 s, is what EHRs need).
 TOKEN_LIFETIME_SECONDS = 3300
 
 

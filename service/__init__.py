@@ -19,6 +19,7 @@ from service.logging_setup import configure_logging
 from service.metrics import install_metrics
 from service.openapi import install_openapi
 from service.ops import install_ops
+from service.paths import CanonicalCdsPaths
 from service.protocol import blueprint
 from service.runtime import EXTENSION, Runtime
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # `/cds-services/{id}/` and the sandbox's `//{id}` routed as `/cds-services/{id}` (service/paths.py).
+    app.wsgi_app = CanonicalCdsPaths(app.wsgi_app)  # type: ignore[method-assign]
     services_by_id = {}
     for service in services:
         if service.id in services_by_id:
@@ -53,11 +56,12 @@ def create_app(settings: Settings | None = None, *, services: Iterable[CdsServic
     register_error_handlers(app)
     # First of the before_request rules, so refused and failed calls are timed and counted too.
     install_metrics(app)
+    # The card log and feedback store (ConfigError unless its schema is current); first, because the
+    # jti replay record lives in that store when REDIS_URL is unset.
+    card_log = install_card_log(app, settings)
     # A before_request rule on every /cds-services path: no view runs for a refused caller.
-    install_authentication(app, settings)
+    install_authentication(app, settings, card_log.store)
     app.register_blueprint(blueprint)
-    # The card log and feedback store (ConfigError unless its schema is current), feedback, analytics.
-    install_card_log(app, settings)
     install_feedback(app)
     install_analytics(app, settings)
     install_ops(app, settings)  # /healthz, /readyz, /metrics

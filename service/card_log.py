@@ -25,8 +25,8 @@ from service.auth import current_client
 from service.config import Settings
 from service.errors import CdsError
 from service.ops import add_readiness_check
-from service.store import (IssuedCardRow, Store, StoreError, open_store, patient_key, patient_key_secret,
-                           patient_namespace)
+from service.patient_scope import patient_namespace_for
+from service.store import IssuedCardRow, Store, StoreError, open_store, patient_key, patient_key_secret
 
 log = logging.getLogger("service.card_log")
 
@@ -44,9 +44,7 @@ class CardLog:
         patient_id = call_request.get("context", {}).get("patientId")
         if not isinstance(patient_id, str) or not patient_id:
             return None
-        caller = current_client()
-        namespace = patient_namespace(call_request.get("fhirServer"), caller.tenant if caller else None)
-        return patient_key(self.secret, namespace, patient_id)
+        return patient_key(self.secret, patient_namespace_for(current_client(), call_request), patient_id)
 
 
 def install_card_log(app: Flask, settings: Settings) -> CardLog:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from service.secret_strength import secret_weakness, url_password_weakness
+
 
 class ConfigError(ValueError):
     """Configuration values are invalid; str(error) is one line giving every reason."""
@@ -170,6 +172,13 @@ def _optional_secret(min_length: int) -> Callable[[str], str | None]:
     return parse
 
 
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ValueError("must be true or false")
+    return value in ("true", "1", "yes")
+
+
 # The public CDS Hooks Sandbox's open test servers send no fhirAuthorization, so a
 # developer trying the sandbox needs them allowed; hospitals override this list.
 SANDBOX_OPEN_FHIR_SERVERS = (
@@ -201,16 +210,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CDS_TRUSTED_CLIENTS_FILE", "", _optional_path,
             "YAML or JSON file of trusted CDS clients: issuers, keys, FHIR servers "
             "(examples in `deploy/trusted-clients/`). Required in production."),
+    Setting("CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION", "false", _boolean,
+            "`true` lets production trust the public CDS Hooks Sandbox, whose private key is published: anyone "
+            "can then sign calls the service accepts. For demonstrations on synthetic data only; every start "
+            "logs a warning. Without it production refuses to start with the sandbox profile."),
     Setting("CDS_JWT_CLOCK_SKEW_SECONDS", "300", _int_between(0, 600),
             "Clock skew allowed on the JWT's `exp`, `iat` and `nbf`."),
-    Setting("CDS_JWT_MAX_LIFETIME_SECONDS", "3600", _int_between(60, 86400),
-            "Longest a JWT may still be valid when it arrives (`exp` - now); bounds the `jti` replay cache."),
+    Setting("CDS_JWT_MAX_LIFETIME_SECONDS", "900", _int_between(60, 86400),
+            "Longest lifetime a JWT may declare (`exp` - `iat`): Epic's tokens live 900 s, the CDS Hooks "
+            "Sandbox's 300 s. A captured token is usable only this long; bounds the `jti` replay record."),
     Setting("CDS_JWKS_CACHE_SECONDS", "3600", _int_between(60, 86400),
             "How long a fetched JWK Set is used before it is fetched again (sooner for an unknown `kid`)."),
     Setting("CDS_JWKS_FETCH_TIMEOUT_SECONDS", "2.0", _positive_float(30.0),
-            "Connect and read timeout for fetching a client's JWK Set."),
+            "Time limit of one attempt to fetch a client's JWK Set, connection and answer included."),
+    Setting("CDS_JWKS_CA_FILE", "", _optional_path,
+            "PEM file of the certificate authorities trusted for JWK Set URLs (e.g. a hospital's internal CA). "
+            "Unset: the CAs of the Python `certifi` bundle."),
     Setting("REDIS_URL", "", _redis_url,
-            "Redis for the shared `jti` replay cache (all workers and replicas); unset: in memory, per process.",
+            "Redis for the shared `jti` replay record (all workers and replicas); unset: the record is kept in "
+            "the card-log database, shared as well.",
             secret=True),
     Setting("CDS_FHIR_DEADLINE_SECONDS", "2.0", _positive_float(30.0),
             "Overall deadline for fetching missing prefetch data from the EHR's FHIR server."),
@@ -246,9 +264,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Unset: SQLite in `CDS_DATA_DIR`. Apply migrations with `fasciculation-cds db upgrade`.",
             secret=True),
     Setting("CDS_PATIENT_KEY_SECRET", "", _optional_secret(32),
-            "Secret for the pseudonymous patient key (HMAC-SHA256 of FHIR server or tenant and patient id) "
-            "in the card log; the same on every replica. Required in production; development generates one "
-            "in `CDS_DATA_DIR`.",
+            "Secret for the pseudonymous patient key (HMAC-SHA256 of the calling client, its FHIR base and the "
+            "patient id) in the card log; the same on every replica. Required in production; development "
+            "generates one in `CDS_DATA_DIR`.",
             secret=True),
     Setting("CDS_ADMIN_TOKEN", "", _optional_secret(32),
             "Bearer token (or Basic password) for `GET /analytics` and `/analytics.json`. In production "
@@ -279,10 +297,12 @@ class Settings:
     mode: str
     public_base_url: str | None
     trusted_clients_file: str | None
+    insecure_allow_sandbox_in_production: bool
     jwt_clock_skew_seconds: int
     jwt_max_lifetime_seconds: int
     jwks_cache_seconds: int
     jwks_fetch_timeout_seconds: float
+    jwks_ca_file: str | None
     redis_url: str | None = field(repr=False)
     data_dir: str
     database_url: str | None = field(repr=False)
@@ -312,6 +332,20 @@ class Settings:
         if not self.patient_key_secret:
             problems.append("CDS_PATIENT_KEY_SECRET: required when CDS_MODE=production (the card log's "
                             "pseudonymous patient key; without it repeated reassurance goes unrecognised)")
+        problems.extend(self.weak_secrets())
+        return problems
+
+    def weak_secrets(self) -> list[str]:
+        """Secret settings holding a published placeholder or a guessable value (refused in production)."""
+        problems = []
+        for setting in SETTINGS:
+            value = getattr(self, _field_name(setting.env)) if setting.secret else None
+            if not value:
+                continue
+            url = setting.env in ("REDIS_URL", "DATABASE_URL")
+            weakness = url_password_weakness(value) if url else secret_weakness(value)
+            if weakness:
+                problems.append(f"{setting.env}=<hidden>: {weakness} (refused when CDS_MODE=production)")
         return problems
 
     @classmethod

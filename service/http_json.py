@@ -1,6 +1,7 @@
 """JSON in and out of the CDS Hooks endpoints: a request body read as one JSON object, a JSON answer."""
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ def read_json_object() -> dict[str, Any]:
     content_type = request.mimetype or ""
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise CdsError.single(415, f"Send the body as application/json, not {content_type}.")
-    data = request.get_data(cache=False)
+    # A UTF-8 byte-order mark is not JSON, but some clients' serialisers write one: it means nothing.
+    data = request.get_data(cache=False).removeprefix(codecs.BOM_UTF8)
     limit = request.max_content_length
     if limit is not None and request.content_length is None and len(data) >= limit:
         # A chunked body (no Content-Length) is cut off at the limit, not refused: refuse it here.

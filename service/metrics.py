@@ -160,6 +160,11 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+def request_started() -> float | None:
+    """When this request's first before_request rule ran (time.perf_counter), for durations in logs."""
+    return g.get("metrics_started")
+
+
 def _record_request(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is None:  # a request refused before the first before_request (cannot happen today)

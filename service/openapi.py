@@ -50,9 +50,9 @@ _DESCRIPTION = """\
 CDS Hooks 2.0 `patient-view` service for muscle twitching (fasciculation), cramp and myokymia.
 
 Authentication: in production (`CDS_MODE=production`) every path under `/cds-services` needs the
-CDS Hooks JWT of a trusted EHR (`cdsHooksJwt`: ES384 or RS384, `aud` = the URL called, a `jti`
-used once); `/analytics` and `/analytics.json` need `CDS_ADMIN_TOKEN` as a Bearer token or Basic
-password. `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need nothing and belong on the
+CDS Hooks JWT of a trusted EHR (`cdsHooksJwt`: ES384 or RS384, `aud` = the URL called or an
+audience the EHR's entry declares, a `jti` used once); `/analytics` and `/analytics.json` need
+`CDS_ADMIN_TOKEN` as a Bearer token or Basic password. `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need nothing and belong on the
 internal network only (docs/operations.md). Every error is a FHIR OperationOutcome
 (`application/fhir+json`) with a readable `diagnostics`.
 """
@@ -174,7 +174,8 @@ _ERROR_TEXT = {
     400: "The body is not a valid CDS Hooks call (malformed JSON, a missing or invalid field); every "
          "problem is listed with its path in `expression`.",
     401: "Production mode: no valid CDS Hooks JWT from a trusted client (or, for analytics, no admin token).",
-    403: "Production mode without CDS_ADMIN_TOKEN: analytics is turned off.",
+    403: "Forbidden: a service call names a fhirServer that is not registered for the calling client "
+         "(service/patient_scope.py), or, for analytics, production mode runs without CDS_ADMIN_TOKEN.",
     404: "No CDS service with this id.",
     412: "Prefetch data the service needs was neither supplied nor obtainable from fhirServer (the "
          "FHIR server may not be queried, failed, or was too slow); `expression` names each key.",
@@ -225,7 +226,7 @@ def build_openapi(services: Iterable[CdsService]) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {JSON: {"schema": _one_of(
             [{"$ref": f"#/components/schemas/{_request_name(hook)}"} for hook in hooks])}}},
         "responses": {"200": _json("CdsResponse", "The cards (possibly none)."),
-                      **_errors(400, 401, 404, 412, 413, 415, 503)}}})
+                      **_errors(400, 401, 403, 404, 412, 413, 415, 503)}}})
     spec.path("/cds-services/{service_id}/feedback", operations={"post": {
         "operationId": "feedback", "tags": ["CDS Hooks"], "summary": "Feedback: what clinicians did with the cards",
         "security": [{"cdsHooksJwt": []}], "parameters": [id_parameter],
@@ -285,16 +286,22 @@ def _refine(schemas: dict[str, Any], services: list[CdsService]) -> None:
         # service/prefetch.py: a key the service asks for holds a resource, a Bundle or null; other keys
         # are ignored whatever they hold.
         keys = sorted({key for service in services if service.hook == hook for key in service.prefetch})
-        properties["prefetch"] = {"type": "object", "properties": {key: resource_or_null for key in keys}}
-        properties["extension"] = {"type": "object"}
-        # CdsRequestSchema._authorization_needs_server (cds-r-1).
-        request["dependentRequired"] = {"fhirAuthorization": ["fhirServer"]}
+        # Optional fields may be null, taken as absent (service/schemas.py, _NullMeansAbsent).
+        properties["prefetch"] = {"type": ["object", "null"], "properties": {key: resource_or_null for key in keys}}
+        properties["extension"] = {"type": ["object", "null"]}
+        # CdsRequestSchema._authorization_needs_server (cds-r-1): a fhirAuthorization (not null) needs a fhirServer.
+        request["if"] = {"properties": {"fhirAuthorization": {"type": "object"}}, "required": ["fhirAuthorization"]}
+        request["then"] = {"properties": {"fhirServer": {"type": "string"}}, "required": ["fhirServer"]}
         schemas[_request_name(hook)] = request
         if context_schema is not None and _context_name(hook) not in schemas:
             schemas[_context_name(hook)] = _marshmallow_schema(context_schema)
     # The service checks the URL with marshmallow's URL validator; the contract names a plain subset of it.
     for name in [_request_name(hook) for hook in hooks]:
-        schemas[name]["properties"]["fhirServer"] = {"type": "string", "format": "uri", "pattern": URL_PATTERN}
+        schemas[name]["properties"]["fhirServer"] = {"anyOf": [
+            {"type": "string", "format": "uri", "pattern": URL_PATTERN}, {"type": "null"}]}
+    # FhirAuthorizationSchema.expires_in (SecondsInteger): a JSON integer, or its digits as a string.
+    schemas["FhirAuthorization"]["properties"]["expires_in"] = {"anyOf": [
+        {"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]{1,10}$"}]}
     # Response fields that are URLs: JSON Schema's format.
     for name, field_names in (("Source", ("url", "icon")), ("Link", ("url",))):
         for field_name in field_names:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from service.errors import Issue
 
@@ -40,6 +40,24 @@ class _Strict(Schema):
         unknown = EXCLUDE
 
 
+class _NullMeansAbsent(_Strict):
+    """Optional fields sent as `null` are taken as absent. CDS Hooks 2.0 says to omit them, but clients
+    send them anyway (Da Vinci CRD's reference requests: `"fhirAuthorization": null`,
+    `"encounterId": null`), and refusing costs an integrator a round trip for nothing. Required fields
+    must still hold a value. The fields that may be null say `allow_none=True`, so the OpenAPI contract
+    says so too."""
+
+    @post_load
+    def _drop_nulls(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return without_nulls(self, data)
+
+
+def without_nulls(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` without the optional fields of `schema` that are null."""
+    return {key: value for key, value in data.items()
+            if value is not None or key not in schema.fields or schema.fields[key].required}
+
+
 class JsonInteger(fields.Int):
     """A JSON integer: JSON (and JSON Schema) make no difference between 300 and 300.0, so neither
     does this; strings, booleans and fractions are refused."""
@@ -53,37 +71,50 @@ class JsonInteger(fields.Int):
         return super()._validated(value)
 
 
-class FhirAuthorizationSchema(_Strict):
+class SecondsInteger(JsonInteger):
+    """A JSON integer, or the same digits as a string: OAuth token responses carry `expires_in` as
+    `"3600"` often enough that clients pass it on so (RFC 6749 says number)."""
+
+    _DIGITS = re.compile(r"^[0-9]{1,10}$")
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and self._DIGITS.fullmatch(value):
+            value = int(value)
+        return super()._validated(value)
+
+
+class FhirAuthorizationSchema(_NullMeansAbsent):
     access_token = fields.Str(required=True, validate=validate.Length(min=1))
     token_type = fields.Str(required=True, validate=validate.OneOf(["Bearer"]))
-    expires_in = JsonInteger(required=True, validate=validate.Range(min=0))
+    expires_in = SecondsInteger(required=True, validate=validate.Range(min=0))
     scope = fields.Str(required=True, validate=validate.Length(min=1))
     subject = fields.Str(required=True, validate=validate.Length(min=1))
-    patient = fields.Str(validate=FullMatch(FHIR_ID))
+    # CDS Hooks 3.0: the patient the token is scoped to (SHOULD with patient/ scopes). Accepted, not needed.
+    patient = fields.Str(allow_none=True, validate=FullMatch(FHIR_ID))
 
 
-class CdsRequestSchema(_Strict):
+class CdsRequestSchema(_NullMeansAbsent):
     hook = fields.Str(required=True, validate=validate.Length(min=1))
     hookInstance = fields.Str(required=True, validate=FullMatch(
         HOOK_INSTANCE, error="must be a non-blank identifier (a UUID) of at most 128 characters"))
-    fhirServer = fields.Url(schemes={"http", "https"}, require_tld=False)
-    fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
+    fhirServer = fields.Url(allow_none=True, schemes={"http", "https"}, require_tld=False)
+    fhirAuthorization = fields.Nested(FhirAuthorizationSchema, allow_none=True)
     context = fields.Dict(keys=fields.Str(), required=True)
-    prefetch = fields.Dict(keys=fields.Str(), values=fields.Raw(allow_none=True))
-    extension = fields.Dict(keys=fields.Str())
+    prefetch = fields.Dict(allow_none=True, keys=fields.Str(), values=fields.Raw(allow_none=True))
+    extension = fields.Dict(allow_none=True, keys=fields.Str())
 
     @validates_schema
     def _authorization_needs_server(self, data: Mapping[str, Any], **_: Any) -> None:
-        if "fhirAuthorization" in data and "fhirServer" not in data:
+        if data.get("fhirAuthorization") is not None and data.get("fhirServer") is None:
             raise ValidationError("fhirAuthorization requires fhirServer (cds-r-1)", "fhirServer")
 
 
-class PatientViewContextSchema(_Strict):
+class PatientViewContextSchema(_NullMeansAbsent):
     userId = fields.Str(required=True, validate=FullMatch(
         USER_REFERENCE,
         error="must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id> or RelatedPerson/<id>"))
     patientId = fields.Str(required=True, validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
-    encounterId = fields.Str(validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
+    encounterId = fields.Str(allow_none=True, validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
 
 
 # Context schema per hook, from the CDS Hooks hook library.

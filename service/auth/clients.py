@@ -9,12 +9,15 @@
         jwks_file: acme.jwks.json           #   in a file (relative to this file), and/or
         jwks_url: https://ehr.acme.example/jwks   # fetched (cached), and/or
         jku: [https://ehr.acme.example/jwks]      # jku header values allowed (fetched when sent)
+        audiences: [https://cds.acme.example/epic]  # optional: aud values it sends besides the URL called
         fhir_servers:                       # FHIR bases the service may query for this client
           - https://fhir.acme.example/R4    # https, public address, only with fhirAuthorization
           - url: https://fhir.internal.acme/R4
             private_network: true           # may resolve to a private address
           - url: https://open.example/fhir
             without_token: true             # an open server: queried without fhirAuthorization
+        allowed_link_hosts: [doi.org, "*.nice.org.uk"]  # optional: card links to other hosts are removed
+        cds_hooks_1_0_cards: at-most-one    # optional: CDS Hooks 1.0 cards (or one-suggestion-per-card)
 
 One issuer may appear several times with different tenants (Oracle Health signs for every
 health system with one iss); an entry without tenant accepts any tenant of that issuer.
@@ -37,7 +40,9 @@ from service.config import ConfigError
 
 _PRIVATE_KEY_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 _CLIENT_FIELDS = {"name", "iss", "tenant", "algorithms", "jwks", "jwks_file", "jwks_url", "jku",
-                  "fhir_servers", "description"}
+                  "fhir_servers", "description", "audiences", "allowed_link_hosts", "cds_hooks_1_0_cards"}
+# How cards are shaped for a client that reads CDS Hooks 1.0 responses (service/client_profile.py).
+CDS_HOOKS_1_0_SHAPES = ("at-most-one", "one-suggestion-per-card")
 _GRANT_FIELDS = {"url", "private_network", "without_token"}
 
 
@@ -60,6 +65,12 @@ class TrustedClient:
     jwks_url: str | None
     allowed_jku: frozenset[str]
     fhir_servers: tuple[FhirServerGrant, ...]
+    # `aud` values the client sends besides the URL called (Epic's aud is set by hand per health system).
+    audiences: frozenset[str] = frozenset()
+    # Host names (exact, or "*.domain" for its subdomains) card links may point at; None: any.
+    allowed_link_hosts: tuple[str, ...] | None = None
+    # None: CDS Hooks 2.0 cards; else the 1.0 shape the client asked for (CDS_HOOKS_1_0_SHAPES).
+    cds_hooks_1_0_cards: str | None = None
 
     def grant_for(self, fhir_server: str) -> FhirServerGrant | None:
         wanted = normalise_base_url(fhir_server)
@@ -161,7 +172,29 @@ def _client(entry: Any, where: str, base_dir: Path) -> TrustedClient:
         allowed_jku=allowed_jku,
         fhir_servers=tuple(_grant(item, f"{where}.fhir_servers[{index}]")
                            for index, item in enumerate(_list(entry, "fhir_servers", where))),
+        audiences=frozenset(_string_list(entry, "audiences", where)),
+        allowed_link_hosts=_link_hosts(entry, where),
+        cds_hooks_1_0_cards=_choice(entry, "cds_hooks_1_0_cards", where, CDS_HOOKS_1_0_SHAPES),
     )
+
+
+def _link_hosts(entry: Mapping[str, Any], where: str) -> tuple[str, ...] | None:
+    if "allowed_link_hosts" not in entry:
+        return None
+    hosts = []
+    for host in _string_list(entry, "allowed_link_hosts", where):
+        bare = host.lower().removeprefix("*.")
+        if not bare or any(char in bare for char in "/:@?#* ") or bare.startswith(".") or bare.endswith("."):
+            raise _Invalid(f"{where}.allowed_link_hosts: {host!r} is not a host name (or *.domain)")
+        hosts.append(host.lower())
+    return tuple(hosts)
+
+
+def _choice(entry: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str | None:
+    value = _string(entry, key, where)
+    if value is not None and value not in allowed:
+        raise _Invalid(f"{where}.{key} must be one of {', '.join(allowed)}")
+    return value
 
 
 def _algorithms(entry: Mapping[str, Any], where: str) -> tuple[str, ...]:

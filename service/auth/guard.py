@@ -8,11 +8,17 @@ production   a valid JWT is required; anything else is 401 with a generic Operat
              and `WWW-Authenticate: Bearer`, the precise reason going to the log.
 development  calls without a valid JWT are served anyway, with a warning on each one; a
              token that does verify still identifies the client (and its FHIR servers).
+
+The outcome is kept for the request (`auth_outcome()`) and logged once: by the guard (auth_ok,
+auth_failed, ...) for discovery and feedback, and on the call's own line for endpoints that log
+every call themselves (service calls, service/protocol.py), so each call has exactly one line.
 """
 from __future__ import annotations
 
+import codecs
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,6 +29,7 @@ from service.auth.replay import ReplayStoreUnavailable
 from service.auth.tokens import AuthenticatedClient, InvalidToken, TokenVerifier
 from service import metrics
 from service.errors import CdsError
+from service.paths import PATH_AS_SENT
 
 log = logging.getLogger("service.auth")
 
@@ -39,6 +46,22 @@ class Guard:
         self.production = production
         self.public_base_url = public_base_url
         self.verifier = verifier  # None: no trusted client configured (development mode only)
+        # Endpoints whose own per-call log line carries the authentication outcome (service calls):
+        # the guard writes no line of its own for them, so each call has exactly one.
+        self.endpoints_logging_auth: set[str] = set()
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    """How the guard judged this request, for the one log line of the call."""
+
+    result: str  # "ok" | "refused" | "unsigned" (development mode) | "unavailable" (replay store down)
+    reason: str | None = None  # why not ok: for the log only, never for the caller
+    client: str | None = None
+    iss: str | None = None  # verified when ok; as claimed (truncated) otherwise
+    tenant: str | None = None
+    jti: str | None = None
+    hook_instance: str | None = None  # peeked from the body of a refused call, for correlation
 
 
 def install_guard(app: Flask, guard: Guard) -> None:
@@ -51,9 +74,17 @@ def current_client() -> AuthenticatedClient | None:
     return g.get("cds_client")
 
 
-def expected_audiences(base_url: str, path: str) -> list[str]:
-    """The `aud` values this call accepts: the URL called; for feedback also its service's URL."""
+def auth_outcome() -> AuthOutcome | None:
+    """The guard's judgement of this request; None for paths it does not cover (or a preflight)."""
+    return g.get("cds_auth")
+
+
+def expected_audiences(base_url: str, path: str, path_as_sent: str | None = None) -> list[str]:
+    """The `aud` values this call accepts: the URL called, also as the client spelt it (a trailing
+    slash, service/paths.py); for feedback also its service's URL."""
     audiences = [base_url + path]
+    if path_as_sent and path_as_sent != path:
+        audiences.append(base_url + path_as_sent)
     feedback = _FEEDBACK_PATH.fullmatch(path)
     if feedback:  # CDS Hooks leaves the feedback aud undefined; clients send either
         audiences.append(base_url + feedback.group(1))
@@ -68,15 +99,35 @@ def _authenticate() -> None:
     try:
         client = _verified_client(guard, authorization)
     except InvalidToken as failure:
-        _log_failure(failure, guard.production)
+        if guard.production:
+            metrics.count_auth_failure(failure.reason)
+        _record(guard, AuthOutcome("refused" if guard.production else "unsigned", failure.reason, None,
+                                   failure.iss, failure.tenant, failure.jti, _hook_instance()))
         if guard.production:
             challenge = "Bearer" if authorization is None else 'Bearer error="invalid_token"'
             raise CdsError.single(401, _GENERIC_REFUSAL, headers={"WWW-Authenticate": challenge}) from None
         return
     g.cds_client = client
-    log.info("client authenticated", extra={
-        "event": "auth_ok", "client": client.client.name, "iss": client.iss, "tenant": client.tenant,
-        "jti": client.jti, "path": request.path})
+    _record(guard, AuthOutcome("ok", None, client.client.name, client.iss, client.tenant, client.jti))
+
+
+def _record(guard: Guard, outcome: AuthOutcome) -> None:
+    g.cds_auth = outcome
+    if request.endpoint in guard.endpoints_logging_auth:
+        return
+    fields = {"path": request.path, "iss": outcome.iss, "tenant": outcome.tenant, "jti": outcome.jti}
+    if outcome.result == "ok":
+        log.info("client authenticated", extra={"event": "auth_ok", "client": outcome.client, **fields})
+    elif outcome.result == "unavailable":
+        log.error("replay store unavailable; refusing the call", extra={
+            "event": "auth_unavailable", "error": outcome.reason, **fields})
+    else:
+        fields = {**fields, "reason": outcome.reason, "hookInstance": outcome.hook_instance}
+        if outcome.result == "refused":
+            log.warning("authentication failed", extra={"event": "auth_failed", **fields})
+        else:
+            log.warning("DEVELOPMENT MODE: request served without authentication",
+                        extra={"event": "auth_skipped_development", **fields})
 
 
 def _verified_client(guard: Guard, authorization: str | None) -> AuthenticatedClient:
@@ -87,9 +138,8 @@ def _verified_client(guard: Guard, authorization: str | None) -> AuthenticatedCl
     try:
         return guard.verifier.verify(_bearer_token(authorization), _audiences(guard))
     except ReplayStoreUnavailable as unavailable:
-        log.error("replay store unavailable; refusing the call", extra={
-            "event": "auth_unavailable", "error": str(unavailable), "path": request.path})
         metrics.count_auth_failure("replay_store_unavailable")
+        _record(guard, AuthOutcome("unavailable", str(unavailable)))
         raise CdsError.single(503, "The service cannot check authentication right now; try again shortly.",
                               code="transient", headers={"Retry-After": "5"}) from None
 
@@ -109,18 +159,7 @@ def _audiences(guard: Guard) -> list[str]:
     # Behind a proxy the Host header is not the URL the EHR called, and trusting it would let
     # a token minted for another service be replayed here; production always configures it.
     base_url = guard.public_base_url or request.url_root.rstrip("/")
-    return expected_audiences(base_url, request.path)
-
-
-def _log_failure(failure: InvalidToken, production: bool) -> None:
-    fields = {"event": "auth_failed" if production else "auth_skipped_development",
-              "reason": failure.reason, "path": request.path, "hookInstance": _hook_instance(),
-              "iss": failure.iss, "tenant": failure.tenant, "jti": failure.jti}
-    if production:
-        log.warning("authentication failed", extra=fields)
-        metrics.count_auth_failure(failure.reason)
-    else:
-        log.warning("DEVELOPMENT MODE: request served without authentication", extra=fields)
+    return expected_audiences(base_url, request.path, request.environ.get(PATH_AS_SENT))
 
 
 def _hook_instance() -> str | None:
@@ -128,7 +167,7 @@ def _hook_instance() -> str | None:
     if request.method != "POST" or (request.content_length or 0) > _PEEK_BODY_BYTES:
         return None
     try:
-        body: Any = orjson.loads(request.get_data(cache=True))
+        body: Any = orjson.loads(request.get_data(cache=True).removeprefix(codecs.BOM_UTF8))
     except (orjson.JSONDecodeError, HTTPException):
         return None
     value = body.get("hookInstance") if isinstance(body, dict) else None

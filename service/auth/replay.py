@@ -1,14 +1,17 @@
 """Each JWT `jti` is accepted once: a replayed token is refused.
 
-A `jti` is remembered until its token expires (plus the clock skew), after which the token
-is refused as expired anyway. In memory the cache covers one process; with `REDIS_URL` set,
-every worker and replica shares it through an atomic SET NX, so a token captured and sent
-to another replica is refused too.
+A `jti` is remembered until its token expires (plus the clock skew), after which the token is
+refused as expired anyway. The record is shared by every gunicorn worker and every replica:
+
+- with `REDIS_URL`: in Redis, through an atomic SET NX with the remaining lifetime as expiry;
+- without: in the service's database (the card-log store: SQLite in CDS_DATA_DIR, or PostgreSQL
+  under DATABASE_URL), through one atomic upsert, so a token captured and replayed to another
+  worker or replica is refused too. Expired records are deleted now and then.
 """
 from __future__ import annotations
 
 import hashlib
-import heapq
+import logging
 import math
 import threading
 import time
@@ -16,6 +19,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.store import Store
+
+log = logging.getLogger("service.auth")
 
 
 class ReplayStoreUnavailable(Exception):
@@ -30,31 +38,6 @@ class ReplayCache(Protocol):
 def _key(iss: str, jti: str) -> str:
     # jti values are unique per issuer only; hashing also bounds the key length.
     return hashlib.sha256(f"{iss}\n{jti}".encode()).hexdigest()
-
-
-class MemoryReplayCache:
-    def __init__(self, clock: Callable[[], float] = time.time):
-        self._clock = clock
-        self._expiry_by_key: dict[str, float] = {}
-        self._expiries: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-
-    def first_use(self, iss: str, jti: str, expires_at: float) -> bool:
-        key = _key(iss, jti)
-        now = self._clock()
-        with self._lock:
-            while self._expiries and self._expiries[0][0] <= now:
-                _, old = heapq.heappop(self._expiries)
-                if self._expiry_by_key.get(old, math.inf) <= now:
-                    del self._expiry_by_key[old]
-            if key in self._expiry_by_key:
-                return False
-            self._expiry_by_key[key] = expires_at
-            heapq.heappush(self._expiries, (expires_at, key))
-            return True
-
-    def __len__(self) -> int:
-        return len(self._expiry_by_key)
 
 
 class RedisReplayCache:
@@ -77,3 +60,35 @@ class RedisReplayCache:
             self._redis.ping()
         except redis.RedisError as error:
             raise ReplayStoreUnavailable(type(error).__name__) from None
+
+
+class DatabaseReplayCache:
+    """Spent jti values in the card-log database: one record for every worker and replica using it."""
+
+    PURGE_INTERVAL_SECONDS = 60.0
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time):
+        self._store = store
+        self._clock = clock
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, expires_at: float) -> bool:
+        now = self._clock()
+        try:
+            first = self._store.spend_token(_key(iss, jti), math.ceil(expires_at), math.floor(now))
+            self._purge_now_and_then(now)
+        except SQLAlchemyError as error:
+            raise ReplayStoreUnavailable(type(error).__name__) from None
+        return first
+
+    def _purge_now_and_then(self, now: float) -> None:
+        if now < self._next_purge or not self._purge_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_purge = now + self.PURGE_INTERVAL_SECONDS
+            forgotten = self._store.forget_spent_tokens(math.floor(now))
+            if forgotten:
+                log.debug("expired jti records deleted", extra={"event": "replay_records_purged", "count": forgotten})
+        finally:
+            self._purge_lock.release()

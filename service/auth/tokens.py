@@ -89,7 +89,7 @@ class TokenVerifier:
             raise refuse(f"alg {alg} is not allowed for this client")
         if jku is not None and jku not in client.allowed_jku:
             raise refuse("jku is not on the client's allowlist")
-        self._check_audience(claims.get("aud"), audiences, refuse)
+        self._check_audience(claims.get("aud"), [*audiences, *client.audiences], refuse)
         expires_at = self._check_times(claims, refuse)
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_CLAIM_CHARS:
             raise refuse("jti is missing or not a usable string")
@@ -155,7 +155,9 @@ class TokenVerifier:
             raise refuse("token is issued in the future (iat)")
         if nbf is not None and nbf > now + self._skew:
             raise refuse("token is not valid yet (nbf)")
-        if exp - now > self._max_lifetime:
+        # The lifetime the client gave the token (Epic 900 s, the sandbox 300 s). With iat no later than
+        # now + skew, this also bounds how long the jti must be remembered: exp <= now + skew + maximum.
+        if exp - iat > self._max_lifetime:
             raise refuse("token lives longer than the accepted maximum (exp)")
         return float(exp)
 

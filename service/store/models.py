@@ -108,3 +108,17 @@ class CardFeedback(Base):
         CheckConstraint("outcome IN ('accepted', 'overridden')", name="outcome"),
         Index("ix_card_feedback_outcome_at", "outcome_at"),
     )
+
+
+class SpentToken(Base):
+    """A CDS Hooks JWT already accepted: the replay record when REDIS_URL is unset (service/auth/replay.py).
+
+    Kept until the token has expired (plus the clock skew); a token is refused as expired after that.
+    """
+
+    __tablename__ = "spent_tokens"
+
+    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of iss and jti
+    expires_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+
+    __table_args__ = (Index("ix_spent_tokens_expires_at", "expires_at"),)

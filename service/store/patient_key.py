@@ -1,13 +1,24 @@
-"""The pseudonymous patient key: HMAC-SHA256 over where the patient lives and their id.
+"""The pseudonymous patient key: HMAC-SHA256 over whose patient it is and their id.
 
-`namespace` is the EHR's FHIR server base URL (a patient id is unique only per server) or, when the
-call names none, the authenticated client's tenant. Without the secret the key cannot be computed
-from a patient id, and with a different secret it cannot be linked to another deployment's keys.
+A patient id is unique only within one FHIR server, and a FHIR server belongs to one health system,
+so the key covers who called and where the patient lives (`patient_namespace`):
+
+- a signed call: the authenticated client (its `iss` and the token's `tenant`) and the FHIR base the
+  client registered that the call's `fhirServer` matched (none when the call names no server). A
+  client can therefore never read or write the history of another client's patients, even by naming
+  their FHIR server (service/patient_scope.py refuses that) or by naming no server at all;
+- an unsigned call (served in development mode only): a namespace of its own, on the `fhirServer` as
+  sent, which no signed call can reach.
+
+Without the secret the key cannot be computed from a patient id, and with a different secret it
+cannot be linked to another deployment's keys. Keys made before this scheme (version 1: keyed on the
+request's `fhirServer` or tenant alone) were cleared by migration 0003_patient_key_per_client.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -17,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 log = logging.getLogger("service.store")
 
 DEV_SECRET_FILE_NAME = "patient-key.secret"
+NAMESPACE_VERSION = 2
 
 
 def patient_key(secret: bytes, namespace: str, patient_id: str) -> str:
@@ -24,14 +36,22 @@ def patient_key(secret: bytes, namespace: str, patient_id: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def patient_namespace(fhir_server: str | None, tenant: str | None) -> str:
-    if fhir_server:
-        parts = urlsplit(fhir_server.strip())
-        # Same server however the EHR spells it: case of scheme and host, a trailing slash.
-        return "fhir:" + urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
-    if tenant:
-        return "tenant:" + tenant
-    return ""
+def patient_namespace(*, signed: bool, iss: str | None = None, tenant: str | None = None,
+                      fhir_base: str | None = None) -> str:
+    """Who the patient belongs to, as one unambiguous string (a JSON array).
+
+    signed: the call's JWT verified; `iss` and `tenant` are then its claims and `fhir_base` the
+    registered base. Unsigned: `fhir_base` is the request's fhirServer, as sent.
+    """
+    base = _same_server(fhir_base) if fhir_base else ""
+    scope = ["signed", iss or "", tenant or ""] if signed else ["unsigned"]
+    return json.dumps([NAMESPACE_VERSION, *scope, base], separators=(",", ":"))
+
+
+def _same_server(url: str) -> str:
+    # Same server however it is spelt: case of scheme and host, a trailing slash.
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
 
 def development_secret(data_dir: str) -> bytes:

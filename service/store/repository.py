@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, and_, case, distinct, func, literal_column, select, text
+from sqlalchemy import Connection, Engine, Insert, and_, case, delete, distinct, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.store.engine import WRITE, DatabaseTarget
-from service.store.models import CardFeedback, IssuedCard
+from service.store.models import CardFeedback, IssuedCard, SpentToken
 from service.store.write_turns import WriteTurns
 
 T = TypeVar("T")
@@ -129,6 +129,34 @@ class Store:
         return FeedbackReceipt(received=len(rows), stored=stored, unknown_cards=unknown,
                                unknown_suggestions=unknown_suggestions)
 
+    # The same statement on SQLite (3.35+) and PostgreSQL, as text: every authenticated call runs it, and
+    # SQLAlchemy recompiles its upsert construct on each execution.
+    _spend_statement = text(
+        "INSERT INTO spent_tokens (token_key, expires_at) VALUES (:token_key, :expires_at) "
+        "ON CONFLICT (token_key) DO UPDATE SET expires_at = excluded.expires_at "
+        "WHERE spent_tokens.expires_at <= :now RETURNING token_key")
+
+    def spend_token(self, token_key: str, expires_at: int, now: int) -> bool:
+        """Record a token as used: True the first time, False while an earlier record is unexpired.
+
+        One statement, atomic on both databases under any number of workers and replicas: insert, or
+        on conflict take over only a record whose token has expired. RETURNING gives a row exactly
+        when this call recorded it.
+        """
+        values = {"token_key": token_key, "expires_at": expires_at, "now": now}
+
+        def write() -> bool:
+            with self._write(durable=False) as connection:
+                return connection.execute(self._spend_statement, values).first() is not None
+        return _retrying(write)
+
+    def forget_spent_tokens(self, now: int) -> int:
+        """Delete the records of tokens expired by `now`; returns how many."""
+        def write() -> int:
+            with self._write() as connection:
+                return connection.execute(delete(SpentToken).where(SpentToken.expires_at <= now)).rowcount
+        return _retrying(write)
+
     # -- reads ----------------------------------------------------------------------------------
 
     def card_history(self, service_id: str, patient_key: str, since: datetime, limit: int = 200) -> list[PastOutcome]:
@@ -197,11 +225,26 @@ class Store:
     # -- helpers --------------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE), committed when the block ends without error."""
-        with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection, \
-                connection.begin():
-            yield connection
+    def _write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE), committed when the block ends without error.
+
+        durable=False (SQLite): the commit skips its fsync (WAL with synchronous=NORMAL: still atomic and
+        consistent, but a power cut may lose the last commits). For records whose loss costs little and
+        whose fsync would cost every call some milliseconds: the spent jti values.
+        """
+        relaxed = not durable and self.engine.dialect.name == "sqlite"
+        with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection:
+            if relaxed:
+                connection.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                if relaxed:
+                    try:
+                        connection.connection.driver_connection.execute("PRAGMA synchronous=FULL")
+                    except Exception:  # noqa: BLE001 - never hand a relaxed connection to the card log
+                        connection.invalidate()
 
     def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql

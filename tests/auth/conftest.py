@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.support import OPEN_APPS, SANDBOX_KID, LocalServer, new_key
+from tests.auth.support import OPEN_APPS, SANDBOX_KID, HangingServer, LocalServer, new_key
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +16,21 @@ def close_apps():
 @pytest.fixture
 def local_server():
     server = LocalServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_server():
+    """An https server on 127.0.0.1 (production fetches JWK Sets over TLS only)."""
+    server = LocalServer(tls=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hanging_server():
+    server = HangingServer().start()
     yield server
     server.stop()
 

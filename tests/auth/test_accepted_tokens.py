@@ -37,7 +37,8 @@ def sandbox_app(tmp_path, sandbox_shaped_key, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the sandbox key is bundled: nothing may be fetched")
     monkeypatch.setattr(JwksCache, "_download", no_network)
-    return production_app(tmp_path, entry)
+    # Production refuses the sandbox unless told, loudly, to trust it (tests/auth/test_production_refusals.py).
+    return production_app(tmp_path, entry, insecure_allow_sandbox_in_production=True)
 
 
 def test_sandbox_token_shape_is_accepted_with_its_profile(sandbox_app, sandbox_shaped_key):
@@ -78,40 +79,102 @@ def test_epic_shape_rs384_with_nbf_before_iat_tenant_and_aud_array(tmp_path, rs3
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
+def epic_claims(aud: str, **overrides) -> dict:
+    """What Epic's CDS Hooks JWT carries (ehr-realities: Epic): nbf about 5 minutes before iat, sub (the
+    CDS client id), exp - iat = 900, and an aud the health system typed in by hand."""
+    now = int(time.time())
+    body = {"iss": ISSUER, "sub": "d45a4d9e-0b2e-4b0d-9a4c-epic-client-id", "aud": aud, "nbf": now - 300, "iat": now,
+            "exp": now + 900, "jti": str(uuid.uuid4())}
+    body.update(overrides)
+    return body
+
+
+def test_epic_shaped_token_with_a_hand_configured_audience_is_accepted(tmp_path, tls_server, rs384):
+    """RS384, a jku fetched over https, nbf, sub, exp - iat = 900 and Epic's own aud, with the default
+    settings. FAILS at c2304de: a client could not declare its audience (unknown field `audiences`)."""
+    jku = tls_server.root + "/api/epic/2019/Security/Open/PublicKeys/530005/jwks"
+    tls_server.serve_json("/api/epic/2019/Security/Open/PublicKeys", rs384.jwks, content_type="application/json")
+    epic_aud = "https://cds.hospital.test/epic-fasciculation"  # not .../cds-services/{id}
+    app = production_app(tmp_path, client_entry(iss=ISSUER, algorithms=["RS384"], jku=[jku], audiences=[epic_aud]))
+    client = app.test_client()
+    for path, call in ((SERVICE_PATH, lambda h: client.post(SERVICE_PATH, json=patient_view_request(), headers=h)),
+                       (DISCOVERY_PATH, lambda h: client.get(DISCOVERY_PATH, headers=h))):
+        response = call(bearer(mint(rs384, epic_claims(epic_aud), header={"jku": jku})))
+        assert response.status_code == 200, (path, response.get_data(as_text=True))
+    # The URL called is still accepted from that client; any other audience is not, nor from other clients.
+    assert client.post(SERVICE_PATH, json=patient_view_request(), headers=bearer(mint(
+        rs384, epic_claims(PUBLIC_BASE + SERVICE_PATH), header={"jku": jku}))).status_code == 200
+    assert client.post(SERVICE_PATH, json=patient_view_request(), headers=bearer(mint(
+        rs384, epic_claims("https://cds.hospital.test/other-vendor"), header={"jku": jku}))).status_code == 401
+    assert [r.path for r in tls_server.requests] == ["/api/epic/2019/Security/Open/PublicKeys/530005/jwks"]
+
+
+def test_a_declared_audience_belongs_to_its_client_only(tmp_path, es384, rs384):
+    app = production_app(tmp_path, client_entry(rs384, audiences=["urn:epic:aud"]),
+                         client_entry(es384, iss="https://other-ehr.test"))
+    token = mint(es384, claims(iss="https://other-ehr.test", aud="urn:epic:aud"))
+    assert app.test_client().post(SERVICE_PATH, json=patient_view_request(), headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize("lifetime,status", [(300, 200), (900, 200), (901, 401), (3600, 401)])
+def test_the_default_maximum_lifetime_is_what_real_clients_need(tmp_path, rs384, lifetime, status):
+    """Epic's tokens live 900 s and the sandbox's 300 s; the default maximum is 900 s. FAILS at c2304de
+    for 901 and 3600 s (its default was 3600 s, measured from arrival)."""
+    app = production_app(tmp_path, client_entry(rs384))
+    now = int(time.time())
+    token = mint(rs384, claims(iat=now, exp=now + lifetime, nbf=now - 300))
+    assert app.test_client().post(SERVICE_PATH, json=patient_view_request(), headers=bearer(token)).status_code == status
+
+
+def test_the_lifetime_is_what_the_token_declares_so_a_clock_ahead_does_not_refuse_epic(tmp_path, rs384):
+    """An EHR clock 60 s ahead: exp - now is 960 s, exp - iat is Epic's 900 s: accepted."""
+    app = production_app(tmp_path, client_entry(rs384))
+    now = int(time.time()) + 60
+    token = mint(rs384, claims(iat=now, exp=now + 900, nbf=now - 300))
+    assert app.test_client().post(SERVICE_PATH, json=patient_view_request(), headers=bearer(token)).status_code == 200
+
+
 def test_success_is_audited_with_iss_tenant_and_jti(tmp_path, rs384, caplog):
     app = production_app(tmp_path, client_entry(rs384, tenant="acme"))
     token = mint(rs384, claims(tenant="acme"))
     caplog.set_level(logging.INFO)
     body = patient_view_request()
     assert app.test_client().post(SERVICE_PATH, json=body, headers=bearer(token)).status_code == 200
-    [audit] = [r for r in caplog.records if getattr(r, "event", None) == "auth_ok"]
+    # One line for the call, carrying the authentication: no separate auth_ok line.
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "auth_ok"]
     [call] = [r for r in caplog.records if getattr(r, "event", None) == "service_call"]
     jti = json.loads(_b64decode(token.split(".")[1]))["jti"]
-    assert (audit.iss, audit.tenant, audit.jti) == (ISSUER, "acme", jti)
     assert (call.iss, call.tenant, call.jti, call.hookInstance) == (ISSUER, "acme", jti, body["hookInstance"])
+    assert (call.auth, call.client, call.status) == ("ok", ISSUER + " (acme)", 200)
+    # Discovery has no call line of its own: the guard's auth_ok is its line.
+    caplog.clear()
+    app.test_client().get(DISCOVERY_PATH, headers=bearer(mint(rs384, claims(aud=PUBLIC_BASE + DISCOVERY_PATH,
+                                                                          tenant="acme"))))
+    [audit] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_ok", "service_call")]
+    assert (audit.event, audit.iss, audit.tenant) == ("auth_ok", ISSUER, "acme")
     assert token not in caplog.text
 
 
-def test_keys_are_fetched_from_an_allowlisted_jku_and_cached(tmp_path, local_server, es384):
-    jku = local_server.root + "/jwks.json"
-    local_server.serve_json("/jwks.json", es384.jwks, content_type="application/json")
+def test_keys_are_fetched_from_an_allowlisted_jku_and_cached(tmp_path, tls_server, es384):
+    jku = tls_server.root + "/jwks.json"
+    tls_server.serve_json("/jwks.json", es384.jwks, content_type="application/json")
     app = production_app(tmp_path, client_entry(jku=[jku]))
     client = app.test_client()
     for _ in range(3):
         token = mint(es384, header={"jku": jku})
         assert client.post(SERVICE_PATH, json=patient_view_request(), headers=bearer(token)).status_code == 200
-    assert [r.path for r in local_server.requests] == ["/jwks.json"]
+    assert [r.path for r in tls_server.requests] == ["/jwks.json"]
 
 
-def test_keys_are_fetched_from_the_configured_jwks_url_for_tokens_without_jku(tmp_path, local_server, es384):
-    local_server.serve_json("/keys", es384.jwks, content_type="application/json")
-    app = production_app(tmp_path, client_entry(jwks_url=local_server.root + "/keys"))
+def test_keys_are_fetched_from_the_configured_jwks_url_for_tokens_without_jku(tmp_path, tls_server, es384):
+    tls_server.serve_json("/keys", es384.jwks, content_type="application/json")
+    app = production_app(tmp_path, client_entry(jwks_url=tls_server.root + "/keys"))
     assert app.test_client().get(DISCOVERY_PATH, headers=bearer(
         mint(es384, claims(aud=PUBLIC_BASE + DISCOVERY_PATH)))).status_code == 200
 
 
-def test_an_unreachable_jwks_is_401_not_500(tmp_path, local_server, es384):
-    jku = local_server.root + "/gone.json"  # 404
+def test_an_unreachable_jwks_is_401_not_500(tmp_path, tls_server, es384):
+    jku = tls_server.root + "/gone.json"  # 404
     app = production_app(tmp_path, client_entry(jku=[jku]))
     response = app.test_client().get(DISCOVERY_PATH, headers=bearer(
         mint(es384, claims(aud=PUBLIC_BASE + DISCOVERY_PATH), header={"jku": jku})))
@@ -168,7 +231,7 @@ def test_tenants_of_one_issuer_are_separate_clients(tmp_path, rs384, local_serve
         return client.post(SERVICE_PATH, json=fetching_request(base), headers=bearer(token))
 
     assert call("tenant-a", a_base).status_code == 200
-    assert call("tenant-a", b_base).status_code == 412  # tenant b's server is not tenant a's
+    assert call("tenant-a", b_base).status_code == 403  # tenant b's server is not tenant a's
     assert call("tenant-c", a_base).status_code == 401  # no entry for this tenant
     assert {r.path.split("/")[1] for r in local_server.requests} == {"a"}
 
@@ -181,6 +244,11 @@ def test_development_mode_serves_unsigned_calls_with_a_warning_at_start_and_on_e
     assert any(getattr(r, "event", None) == "development_mode" for r in caplog.records)
     response = app.test_client().post(SERVICE_PATH, json=patient_view_request())
     assert response.status_code == 200
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_skipped_development", "service_call")]
+    assert warning.levelno == logging.WARNING and "DEVELOPMENT MODE" in warning.getMessage()
+    assert (warning.event, warning.auth, warning.auth_reason) == ("service_call", "unsigned", "no Authorization header")
+    caplog.clear()
+    assert app.test_client().get(DISCOVERY_PATH).status_code == 200
     [warning] = [r for r in caplog.records if getattr(r, "event", None) == "auth_skipped_development"]
     assert warning.levelno == logging.WARNING and warning.reason == "no Authorization header"
 

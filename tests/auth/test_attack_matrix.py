@@ -48,7 +48,7 @@ def setup(tmp_path, local_server, es384):
     other = new_key("ES384")
     app = production_app(
         tmp_path,
-        client_entry(es384, jku=[local_server.root + "/allowed-jwks.json"],
+        client_entry(es384, jku=[local_server.root.replace("http:", "https:") + "/allowed-jwks.json"],
                      fhir_servers=[{"url": fhir_base, "private_network": True}]),
         client_entry(other, iss="https://other-ehr.test"))
     return app, fhir_base, local_server, other
@@ -140,7 +140,9 @@ def test_attack_is_refused_and_nothing_is_fetched(setup, es384, attack, endpoint
     assert outcome["issue"][0]["diagnostics"] == (
         "Authentication failed. Calls must carry a valid CDS Hooks JWT (Authorization: Bearer) "
         "from a registered CDS client.")
-    [reason] = [r.reason for r in caplog.records if getattr(r, "event", None) == "auth_failed"]
+    # One line per call: a service call's carries the refusal; discovery's is the guard's auth_failed.
+    [line] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_failed", "service_call")]
+    reason = line.auth_reason if line.event == "service_call" else line.reason
     assert ATTACKS[attack] in reason
     assert server.requests == [], f"{attack}: something was fetched"
     assert token not in caplog.text
@@ -187,10 +189,11 @@ def test_refusal_is_logged_with_reason_and_ids_but_never_the_token(setup, es384,
     app, fhir_base, _, _ = setup
     body = fetching_request(fhir_base)
     token = mint(es384, claims(aud="https://attacker.test/x", tenant="t-1"))
-    caplog.set_level(logging.INFO, logger="service.auth")
+    caplog.set_level(logging.INFO)
     app.test_client().post(SERVICE_PATH, json=body, headers=bearer(token))
-    [record] = [r for r in caplog.records if getattr(r, "event", None) == "auth_failed"]
-    assert record.reason == "aud is not the URL that was called"
+    [record] = [r for r in caplog.records if getattr(r, "event", None) in ("auth_failed", "service_call")]
+    assert record.event == "service_call" and (record.status, record.auth) == (401, "refused")
+    assert record.auth_reason == "aud is not the URL that was called"
     assert record.hookInstance == body["hookInstance"]
     assert (record.iss, record.tenant) == (ISSUER, "t-1")
     assert record.jti and record.jti in token_claims(token)["jti"]

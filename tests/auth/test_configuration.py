@@ -8,21 +8,13 @@ import pytest
 
 from service import create_app
 from service.auth import load_trusted_clients
-from service.config import ConfigError, Settings
-from tests.auth.support import ISSUER, client_entry, new_key, write_clients
+from service.config import Settings
+from tests.auth.support import ISSUER, PATIENT_KEY_SECRET, client_entry, config_refusal, new_key, write_clients
 from tests.conftest import PROBE_SERVICE
 
 PROFILES = Path(__file__).parents[2] / "deploy" / "trusted-clients"
 PRODUCTION_ENV = {"CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": "https://cds.hospital.test",
-                  "CDS_PATIENT_KEY_SECRET": "k" * 32}
-
-
-def refused(callable_, *args, **kwargs) -> str:
-    with pytest.raises(ConfigError) as raised:
-        callable_(*args, **kwargs)
-    message = str(raised.value)
-    assert "\n" not in message
-    return message
+                  "CDS_PATIENT_KEY_SECRET": PATIENT_KEY_SECRET}
 
 
 # -- modes -------------------------------------------------------------------------------------
@@ -34,13 +26,13 @@ def test_development_is_the_default_and_needs_nothing():
 
 
 def test_production_refuses_to_start_without_trusted_clients():
-    assert refused(Settings.from_env, PRODUCTION_ENV).startswith("CDS_TRUSTED_CLIENTS_FILE: required")
+    assert config_refusal(Settings.from_env, PRODUCTION_ENV).startswith("CDS_TRUSTED_CLIENTS_FILE: required")
 
 
 def test_production_refuses_a_file_that_lists_no_client(tmp_path):
     path = write_clients(tmp_path)
     settings = Settings.from_env({**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": str(path)})
-    assert "lists no client" in refused(create_app, settings, services=[PROBE_SERVICE])
+    assert "lists no client" in config_refusal(create_app, settings, services=[PROBE_SERVICE])
 
 
 @pytest.mark.parametrize("env,fragment", [
@@ -51,12 +43,12 @@ def test_production_refuses_a_file_that_lists_no_client(tmp_path):
     ({"CDS_JWT_CLOCK_SKEW_SECONDS": "3600"}, "CDS_JWT_CLOCK_SKEW_SECONDS="),
     ({"CDS_JWKS_FETCH_TIMEOUT_SECONDS": "0"}, "CDS_JWKS_FETCH_TIMEOUT_SECONDS="),
 ])
-def test_bad_security_settings_are_refused(env, fragment):
-    assert fragment in refused(Settings.from_env, {**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": "x.yaml", **env})
+def test_bad_security_settings_are_config_refusal(env, fragment):
+    assert fragment in config_refusal(Settings.from_env, {**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": "x.yaml", **env})
 
 
 def test_a_bad_redis_url_is_refused_without_echoing_it():
-    message = refused(Settings.from_env, {"REDIS_URL": "http://user:s3cret@redis.test:6379"})
+    message = config_refusal(Settings.from_env, {"REDIS_URL": "http://user:s3cret@redis.test:6379"})
     assert message.startswith("REDIS_URL=<hidden>:") and "s3cret" not in message
 
 
@@ -76,7 +68,10 @@ def test_shipped_profiles_load(name):
 
 def test_shipped_profiles_start_a_production_app():
     for name in ("epic.example.yaml", "oracle-health.yaml", "cds-hooks-sandbox.yaml"):
-        settings = Settings.from_env({**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": str(PROFILES / name)})
+        env = {**PRODUCTION_ENV, "CDS_TRUSTED_CLIENTS_FILE": str(PROFILES / name)}
+        if name == "cds-hooks-sandbox.yaml":  # refused in production without it
+            env["CDS_INSECURE_ALLOW_SANDBOX_IN_PRODUCTION"] = "true"
+        settings = Settings.from_env(env)
         app = create_app(settings, services=[PROBE_SERVICE])
         assert app.test_client().get("/cds-services").status_code == 401
         app.extensions["fasciculation_cds"].fhir_client.close()
@@ -129,24 +124,24 @@ KEY = new_key("ES384")
 def test_a_bad_file_is_refused_naming_the_field(tmp_path, document, fragment):
     path = tmp_path / "clients.json"
     path.write_text(json.dumps(document))
-    message = refused(load_trusted_clients, path)
+    message = config_refusal(load_trusted_clients, path)
     assert message.startswith(f"CDS_TRUSTED_CLIENTS_FILE={str(path)!r}: ")
     assert fragment in message
 
 
-def test_a_short_rsa_key_is_refused(tmp_path):
+def test_a_short_rsa_key_is_config_refusal(tmp_path):
     from cryptography.hazmat.primitives.asymmetric import rsa
     from jwt.algorithms import RSAAlgorithm
     weak = RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 1024).public_key(), as_dict=True)
     path = write_clients(tmp_path, client_entry(jwks={"keys": [{**weak, "kid": "weak"}]}))
-    assert "at least 2048 bits" in refused(load_trusted_clients, path)
+    assert "at least 2048 bits" in config_refusal(load_trusted_clients, path)
 
 
 def test_yaml_errors_and_missing_files_are_one_line(tmp_path):
     bad = tmp_path / "clients.yaml"
     bad.write_text("clients:\n  - iss: [unclosed\n")
-    assert "not valid YAML" in refused(load_trusted_clients, bad)
-    assert "cannot read it" in refused(load_trusted_clients, tmp_path / "absent.yaml")
+    assert "not valid YAML" in config_refusal(load_trusted_clients, bad)
+    assert "cannot read it" in config_refusal(load_trusted_clients, tmp_path / "absent.yaml")
 
 
 def test_yaml_with_a_jwks_file_beside_it(tmp_path):

@@ -1,4 +1,7 @@
-"""A jti is accepted once: within one instance (memory) and across instances sharing Redis."""
+"""A jti is accepted once: within one instance, and across instances sharing Redis.
+
+Without Redis the record is in the store's database: tests/store/test_spent_tokens.py.
+"""
 from __future__ import annotations
 
 import os
@@ -6,7 +9,7 @@ import os
 import pytest
 import redis
 
-from service.auth.replay import MemoryReplayCache, RedisReplayCache, _key
+from service.auth.replay import RedisReplayCache, _key
 from tests.auth.support import SERVICE_PATH, bearer, client_entry, mint, production_app
 from tests.conftest import patient_view_request
 
@@ -48,13 +51,6 @@ def test_a_replayed_token_is_refused_by_another_instance_sharing_redis(tmp_path,
     assert call(second, fresh).status_code == 200
 
 
-def test_without_redis_two_instances_do_not_share_the_cache(tmp_path, es384):
-    """Why REDIS_URL matters with replicas: memory covers one process only."""
-    token = mint(es384)
-    assert call(production_app(tmp_path, client_entry(es384)), token).status_code == 200
-    assert call(production_app(tmp_path, client_entry(es384)), token).status_code == 200
-
-
 def test_redis_entries_expire_with_the_token(redis_url):
     cache = RedisReplayCache(redis_url, clock=lambda: 1000.0)
     jti = os.urandom(8).hex()
@@ -70,16 +66,3 @@ def test_unreachable_redis_is_503_not_401_or_500(tmp_path, es384):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json()["issue"][0]["code"] == "transient"
-
-
-def test_memory_cache_forgets_expired_entries_only():
-    now = [1000.0]
-    cache = MemoryReplayCache(clock=lambda: now[0])
-    assert cache.first_use("iss", "a", expires_at=1010)
-    assert cache.first_use("iss", "b", expires_at=1100)
-    assert not cache.first_use("iss", "a", expires_at=1010)
-    assert cache.first_use("other-iss", "a", expires_at=1010)  # jti is unique per issuer only
-    now[0] = 1050.0
-    assert cache.first_use("iss", "c", expires_at=1200)
-    assert len(cache) == 2  # a (both issuers) purged, b and c kept
-    assert not cache.first_use("iss", "b", expires_at=1100)

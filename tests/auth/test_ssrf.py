@@ -32,8 +32,8 @@ def serve(tmp_path, es384, *grants):
     return lambda body: app.test_client().post(SERVICE_PATH, json=body, headers=bearer(mint(es384)))
 
 
-def diagnostics(response) -> str:
-    assert response.status_code == 412, response.get_data(as_text=True)
+def diagnostics(response, status: int = 412) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
     return " ".join(issue["diagnostics"] for issue in response.get_json()["issue"])
 
 
@@ -79,12 +79,13 @@ def test_one_refused_address_refuses_the_whole_host(fake_dns):
     assert "10.0.0.1" not in str(refused.value)
 
 
-# -- through the service: each case is 412 and nothing reaches the address -------------------------
+# -- through the service: nothing reaches the address ------------------------------------------------
+# A server the client has not registered is 403 (service/patient_scope.py); one it may not reach, 412.
 
 def test_a_host_not_registered_for_the_client_is_refused_without_a_lookup(tmp_path, es384, fake_dns):
     _, lookups = fake_dns
     call = serve(tmp_path, es384, "https://fhir.hospital.test/R4")
-    text = diagnostics(call(fetching_request("https://evil.test/fhir")))
+    text = diagnostics(call(fetching_request("https://evil.test/fhir")), 403)
     assert "not a FHIR server registered for this CDS client" in text
     assert "evil.test" not in lookups
 
@@ -92,7 +93,7 @@ def test_a_host_not_registered_for_the_client_is_refused_without_a_lookup(tmp_pa
 def test_http_is_refused_where_https_is_registered(tmp_path, es384, fake_dns):
     _, lookups = fake_dns
     call = serve(tmp_path, es384, "https://fhir.hospital.test/R4")
-    assert "must use https" in diagnostics(call(fetching_request("http://fhir.hospital.test/R4")))
+    assert "must use https" in diagnostics(call(fetching_request("http://fhir.hospital.test/R4")), 403)
     assert lookups == []
 
 

@@ -29,7 +29,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from tests.auth.support import bearer, client_entry, issued, mint, new_key
+from tests.auth.support import FIXTURE_FHIR_SERVER, bearer, client_entry, issued, mint, new_key
 from tests.auth.support import claims as jwt_claims
 from tests.ops import dockerfile, podman
 from tests.ops.conftest import SUMMARY, require
@@ -155,7 +155,8 @@ def container(engine, image, tmp_path) -> Iterator[Container]:
     tmp_path.chmod(0o755)  # uid 10001 in the container reads the bind-mounted file
     key = new_key("ES384", kid="smoke-test-1")
     clients_file = config_dir / "trusted-clients.yaml"
-    clients_file.write_text(yaml.safe_dump({"clients": [client_entry(key, name="smoke-test")]}))
+    client = client_entry(key, name="smoke-test", fhir_servers=[FIXTURE_FHIR_SERVER])  # the fixtures' fhirServer
+    clients_file.write_text(yaml.safe_dump({"clients": [client]}))
     clients_file.chmod(0o644)
     key_file = tmp_path / "smoke-test.pem"
     key_file.write_bytes(key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -137,6 +138,22 @@ def test_replicas_autoscaling_and_disruption_budget_agree():
     assert resource("Service")["spec"]["selector"] == selector
 
 
+def test_only_the_ingress_and_the_platform_may_connect_to_the_pods():
+    """Issue 15, item 7: /metrics and the health endpoints kept to the platform (no such policy at c2304de)."""
+    policy = resource("NetworkPolicy")
+    deployment = resource("Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    port = pod()["containers"][0]["ports"][0]["name"]
+    rules = policy["spec"]["ingress"]
+    assert len(rules) == 2
+    for rule in rules:  # no rule admits everyone: each names its namespace and its pods
+        assert [p["port"] for p in rule["ports"]] == [port]
+        [source] = rule["from"]
+        assert source["namespaceSelector"]["matchLabels"] and source["podSelector"]["matchLabels"]
+        assert "ipBlock" not in source
+
+
 def test_configuration_is_what_the_service_accepts(tmp_path):
     config = resource("ConfigMap", "fasciculation-cds-config")["data"]
     secret = resource("Secret")["stringData"]
@@ -155,6 +172,9 @@ def test_configuration_is_what_the_service_accepts(tmp_path):
     local = tmp_path / file_name.name
     local.write_text(clients_map["data"][file_name.name])
     assert load_trusted_clients(local).clients
+    # The Secret ships placeholders, which production refuses (tests/auth/test_production_refusals.py).
+    secret = {name: value.replace("REPLACE-password", secrets.token_hex(16)) if name.endswith("_URL")
+              else secrets.token_hex(32) for name, value in secret.items()}
     env = {**config, **secret, "CDS_TRUSTED_CLIENTS_FILE": str(local), "CDS_DATA_DIR": str(tmp_path),
            **{item["name"]: item["value"] for item in pod()["containers"][0]["env"]}}
     env["CDS_DATA_DIR"] = str(tmp_path)

@@ -29,3 +29,14 @@ def test_the_readme_points_operators_at_the_container_and_this_guide():
     readme = (ROOT / "README.md").read_text()
     assert "## Run in a container" in readme
     assert "docs/operations.md" in readme
+
+
+def test_a_buffering_proxy_is_required_and_the_shipped_one_buffers():
+    """Issue 15, item 7: slow-body connections froze an instance; the guide says why a buffering proxy
+    is required, and the shipped nginx buffers (c2304de's guide said neither)."""
+    import re
+    assert "The proxy must buffer whole request bodies before it forwards them" in DOC
+    conf = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    assert re.search(r"^\s*proxy_request_buffering on;", conf, re.M)
+    assert re.search(r"^\s*client_body_timeout \d+s;", conf, re.M)
+    assert "networkpolicy.yaml" in DOC

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.auth.support import bearer, claims, client_entry, mint, write_clients
+from tests.auth.support import FIXTURE_FHIR_SERVER, bearer, claims, client_entry, mint, write_clients
 from tests.ops.conftest import require
 from tests.ops.support import REVIEW_SERVICE, ROOT, fixture_requests, leaks
 from tests.servers import ServiceProcess, command, find_postgres, postgres_schema
@@ -40,7 +40,7 @@ def postgres_url() -> Iterator[str]:
 def test_two_replicas_share_feedback_and_refuse_a_replayed_jwt(tmp_path, postgres_url, redis_url, es384):
     admin_token = secrets.token_hex(32)
     patient_key_secret = secrets.token_hex(32)
-    clients_file = write_clients(tmp_path, client_entry(es384))
+    clients_file = write_clients(tmp_path, client_entry(es384, fhir_servers=[FIXTURE_FHIR_SERVER]))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.auth.support import SigningKey, claims, client_entry, mint, new_key, write_clients
+from tests.auth.support import FIXTURE_FHIR_SERVER, SigningKey, claims, client_entry, mint, new_key, write_clients
 from tests.ops.conftest import redis_or_skip
 from tests.ops.support import leaks
 from tests.servers import ServiceProcess, production_env
@@ -31,7 +31,7 @@ class LiveService:
 
 def start_live_service(directory: Path, name: str, **overrides: str) -> LiveService:
     key = new_key("ES384")
-    clients = write_clients(directory, client_entry(key))
+    clients = write_clients(directory, client_entry(key, fhir_servers=[FIXTURE_FHIR_SERVER]))
     env = production_env(directory, clients, PUBLIC_BASE, REDIS_URL=redis_or_skip(), CDS_WORKERS="2",
                          **overrides)
     process = ServiceProcess(name, env, directory)

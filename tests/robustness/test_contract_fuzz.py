@@ -33,12 +33,13 @@ EXAMPLES = 500
 SEED = 20261115
 TIME_LIMIT_SECONDS = 600
 # A valid call may still be refused for what no schema can know: prefetch that cannot be obtained
-# (412, CDS Hooks' own answer for it). Every other answer to a valid call is 2xx.
+# (412, CDS Hooks' own answer for it), or a fhirServer not registered for the calling client (403).
+# Every other answer to a valid call is 2xx.
 # Feedback judges each entry on its own: a batch with some entries invalid stores the others and
 # answers 200 with an OperationOutcome naming the rejected ones (400 only when none was valid).
 CONFIG = """
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "401", "404", "412"]
+expected-statuses = ["2xx", "401", "403", "404", "412"]
 
 [[operations]]
 include-operation-id = "feedback"

@@ -66,7 +66,7 @@ def test_every_operation_names_its_statuses_and_security(document):
     operations = {(path, method): operation for path, item in document["paths"].items()
                   for method, operation in item.items()}
     service = operations[("/cds-services/{service_id}", "post")]
-    assert set(service["responses"]) == {"200", "400", "401", "404", "412", "413", "415", "503"}
+    assert set(service["responses"]) == {"200", "400", "401", "403", "404", "412", "413", "415", "503"}
     assert service["security"] == [{"cdsHooksJwt": []}]
     assert service["parameters"][0]["schema"]["enum"] == [s.id for s in ALL_SERVICES]
     assert set(operations[("/cds-services/{service_id}/feedback", "post")]["responses"]) == {

@@ -107,7 +107,7 @@ def test_fhir_authorization_without_fhir_server_is_400(probe_client):
 
 
 @pytest.mark.parametrize("change", [
-    {"token_type": "MAC"}, {"expires_in": "300"}, {"access_token": ""}, {"scope": None},
+    {"token_type": "MAC"}, {"expires_in": "300 s"}, {"expires_in": -1}, {"access_token": ""}, {"scope": None},
 ])
 def test_malformed_fhir_authorization_is_400(probe_client, change):
     authorization = {"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300,

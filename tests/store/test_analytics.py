@@ -135,8 +135,8 @@ def test_the_token_opens_the_pages_as_bearer_or_basic_password(guarded_client, a
 
 
 def test_production_refuses_analytics_until_a_token_is_configured(tmp_path):
-    production = {"mode": "production", "public_base_url": "https://cds.hospital.test", "patient_key_secret": "s" * 32,
-                  "trusted_clients_file": str(ROOT / "deploy" / "trusted-clients" / "cds-hooks-sandbox.yaml")}
+    production = {"mode": "production", "public_base_url": "https://cds.hospital.test", "patient_key_secret": TEST_SECRET,
+                  "trusted_clients_file": str(ROOT / "deploy" / "trusted-clients" / "epic.example.yaml")}
     client = app_for(store_settings(tmp_path, **production)).test_client()
     response = client.get("/analytics.json", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 403 and "CDS_ADMIN_TOKEN" in response.get_json()["issue"][0]["diagnostics"]

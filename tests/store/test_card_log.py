@@ -42,7 +42,8 @@ def test_the_patient_key_is_an_hmac_of_server_and_patient_and_nothing_is_stored_
     body = fixture_request("06-thiazide-low-k", fhirServer="https://EHR.hospital.test/fhir/")
     app.test_client().post(SERVICE_PATH, json=body)
     patient_id = body["context"]["patientId"]
-    expected = hmac.new(TEST_SECRET.encode(), b"fhir:https://ehr.hospital.test/fhir\x1f" + patient_id.encode(),
+    # An unsigned (development) call: its own namespace, on the fhirServer as sent (service/patient_scope.py).
+    expected = hmac.new(TEST_SECRET.encode(), b'[2,"unsigned","https://ehr.hospital.test/fhir"]\x1f' + patient_id.encode(),
                         hashlib.sha256).hexdigest()
     assert {row.patient_key for row in logged_cards(app)} == {expected}
     # Neither the patient id nor the user nor any name reaches the database file.
@@ -55,12 +56,22 @@ def test_the_patient_key_is_an_hmac_of_server_and_patient_and_nothing_is_stored_
         assert secret.encode() not in raw
 
 
-def test_keys_differ_by_server_by_tenant_and_by_secret():
-    one = patient_key(b"k" * 32, patient_namespace("https://a.test/fhir", None), "123")
-    assert one == patient_key(b"k" * 32, patient_namespace("HTTPS://A.TEST/fhir/", "t1"), "123")
-    assert one != patient_key(b"k" * 32, patient_namespace("https://b.test/fhir", None), "123")
-    assert one != patient_key(b"x" * 32, patient_namespace("https://a.test/fhir", None), "123")
-    assert patient_namespace(None, "acme") == "tenant:acme" and patient_namespace(None, None) == ""
+def test_keys_differ_by_client_by_tenant_by_server_and_by_secret():
+    def key(secret=b"k" * 32, **scope):
+        return patient_key(secret, patient_namespace(**scope), "123")
+
+    one = key(signed=True, iss="https://ehr.a.test", tenant="t1", fhir_base="https://a.test/fhir")
+    assert one == key(signed=True, iss="https://ehr.a.test", tenant="t1", fhir_base="HTTPS://A.TEST/fhir/")
+    others = [key(signed=True, iss="https://ehr.b.test", tenant="t1", fhir_base="https://a.test/fhir"),
+              key(signed=True, iss="https://ehr.a.test", tenant="t2", fhir_base="https://a.test/fhir"),
+              key(signed=True, iss="https://ehr.a.test", tenant=None, fhir_base="https://a.test/fhir"),
+              key(signed=True, iss="https://ehr.a.test", tenant="t1", fhir_base="https://b.test/fhir"),
+              key(signed=True, iss="https://ehr.a.test", tenant="t1"),
+              key(signed=False, fhir_base="https://a.test/fhir"),
+              key(b"x" * 32, signed=True, iss="https://ehr.a.test", tenant="t1", fhir_base="https://a.test/fhir")]
+    assert len({one, *others}) == len(others) + 1
+    # No separator can be smuggled between the parts: the namespace is a JSON array.
+    assert key(signed=True, iss='a","b', tenant="") != key(signed=True, iss="a", tenant='b","')
     assert len(one) == 64 and "123" not in one
 
 

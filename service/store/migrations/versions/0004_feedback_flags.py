@@ -5,8 +5,8 @@ before this revision: their suggestions are unknown, so feedback on them is not 
 card_feedback.suggestions_known: false when an accepted suggestion is not one of the card's; null
 when it cannot be told (an unknown card, a card logged before this revision, an override).
 
-Revision ID: 0002_feedback_flags
-Revises: 0001
+Revision ID: 0004_feedback_flags
+Revises: 0003_patient_key_per_client
 Create Date: 2026-12-05
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_feedback_flags"
-down_revision = "0001"
+revision = "0004_feedback_flags"
+down_revision = "0003_patient_key_per_client"
 branch_labels = None
 depends_on = None
 
