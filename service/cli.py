@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--aud", metavar="URL", help="the URL called: CDS_PUBLIC_BASE_URL + the path, e.g. "
                        "https://cds.hospital.example/cds-services")
     token.add_argument("--tenant", help="the tenant claim, when the client's entry names one")
-    token.add_argument("--lifetime", type=int, default=300, metavar="SECONDS", help="exp - iat (default 300)")
+    token.add_argument("--lifetime", type=int, default=300, metavar="SECONDS",
+                       help="exp - iat (default 300, at most 900: the service's default maximum)")
     token.add_argument("--clients", type=Path, metavar="FILE", help="check first that the service reading this "
                        "trusted-clients file would take the key (default: CDS_TRUSTED_CLIENTS_FILE, when set)")
     token.add_argument("--jwks", action="store_true",

@@ -24,10 +24,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.auth.clients import TrustedClients
+from service.config import DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
 # What the service verifies by default (service/auth/algorithms.py): ES384 on P-384, RS384.
 _EC_ALGORITHM = {"secp384r1": "ES384", "secp256r1": "ES256", "secp521r1": "ES512"}
 DEFAULT_LIFETIME_SECONDS = 300  # as the CDS Hooks Sandbox: a token for one call, five minutes
+# A service on its default settings refuses a token declaring a longer lifetime (exp - iat).
+MAX_LIFETIME_SECONDS = DEFAULT_JWT_MAX_LIFETIME_SECONDS
 
 
 class TokenError(ValueError):
@@ -78,8 +81,9 @@ class SigningKey:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise TokenError(f"{name}={url!r}: must be an absolute http(s) URL")
-        if not 10 <= lifetime_seconds <= 3600:
-            raise TokenError(f"--lifetime={lifetime_seconds}: must be between 10 and 3600 seconds")
+        if not 10 <= lifetime_seconds <= MAX_LIFETIME_SECONDS:
+            raise TokenError(f"--lifetime={lifetime_seconds}: must be between 10 and {MAX_LIFETIME_SECONDS} seconds "
+                             "(the service's default CDS_JWT_MAX_LIFETIME_SECONDS)")
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {"iss": iss, "aud": aud, "exp": issued + lifetime_seconds, "iat": issued,
                                   "jti": str(uuid.uuid4())}

@@ -196,6 +196,9 @@ class Setting:
     secret: bool = False  # never echo the value (it may hold a password) in an error
 
 
+# Epic's tokens live 900 s, the sandbox's 300 s (issue 15, item 8); `fasciculation-cds jwt` mints within it.
+DEFAULT_JWT_MAX_LIFETIME_SECONDS = 900
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("CDS_LOCALE", "US", _upper_choice("US", "UK"),
             "Card wording and regulatory position: `US` (BMP, FDA) or `UK` (U&E, MHRA)."),
@@ -216,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
             "logs a warning. Without it production refuses to start with the sandbox profile."),
     Setting("CDS_JWT_CLOCK_SKEW_SECONDS", "300", _int_between(0, 600),
             "Clock skew allowed on the JWT's `exp`, `iat` and `nbf`."),
-    Setting("CDS_JWT_MAX_LIFETIME_SECONDS", "900", _int_between(60, 86400),
+    Setting("CDS_JWT_MAX_LIFETIME_SECONDS", str(DEFAULT_JWT_MAX_LIFETIME_SECONDS), _int_between(60, 86400),
             "Longest lifetime a JWT may declare (`exp` - `iat`): Epic's tokens live 900 s, the CDS Hooks "
             "Sandbox's 300 s. A captured token is usable only this long; bounds the `jti` replay record."),
     Setting("CDS_JWKS_CACHE_SECONDS", "3600", _int_between(60, 86400),

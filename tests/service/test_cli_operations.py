@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -175,6 +176,18 @@ def test_a_minted_token_is_accepted_by_a_production_service(tmp_path, smoke_key)
     finally:
         app.extensions["fasciculation_cds"].fhir_client.close()
         app.extensions["fasciculation_cds_card_log"].store.close()
+
+
+@pytest.mark.parametrize("lifetime,accepted", [(900, True), (901, False), (3600, False)])
+def test_jwt_mints_no_token_a_service_on_its_defaults_would_refuse_as_too_long_lived(smoke_key, lifetime, accepted):
+    result = cli("jwt", "--key", str(smoke_key), "--kid", "k", "--iss", ISS, "--aud", PUBLIC_BASE + "/cds-services",
+                 "--lifetime", str(lifetime))
+    if accepted:
+        claims = jwt.decode(result.stdout.decode().strip(), options={"verify_signature": False})
+        assert result.returncode == 0 and claims["exp"] - claims["iat"] == lifetime
+    else:
+        assert result.returncode == 2 and result.stdout == b""
+        assert f"--lifetime={lifetime}: must be between 10 and 900 seconds" in result.stderr.decode()
 
 
 def test_jwt_checks_the_key_is_registered_before_minting(tmp_path, smoke_key):
