@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from service import create_app
 from service.cli import main
 from service.config import Settings
-from tests.auth.support import PUBLIC_BASE, bearer, issued, write_clients
+from tests.auth.support import FIXTURE_FHIR_SERVER, PUBLIC_BASE, bearer, issued, write_clients
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
@@ -151,9 +152,11 @@ def registered(tmp_path, key: Path, kid: str = "smoke-1", **entry) -> Path:
 
 
 def test_a_minted_token_is_accepted_by_a_production_service(tmp_path, smoke_key):
-    clients = registered(tmp_path, smoke_key)
+    # The smoke-test client registers the FHIR base the fixture request names, as docs/operations.md says.
+    clients = registered(tmp_path, smoke_key, fhir_servers=[FIXTURE_FHIR_SERVER])
     settings = Settings.from_env({"CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": PUBLIC_BASE,
-                                  "CDS_TRUSTED_CLIENTS_FILE": str(clients), "CDS_PATIENT_KEY_SECRET": "p" * 32,
+                                  "CDS_TRUSTED_CLIENTS_FILE": str(clients),
+                                  "CDS_PATIENT_KEY_SECRET": secrets.token_hex(32),
                                   "CDS_DATA_DIR": str(tmp_path / "data"), "CDS_LOG_LEVEL": "ERROR"})
     app = create_app(settings)
     try:

@@ -1,3 +1,4 @@
+import secrets
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,23 @@ def test_bad_values_and_missing_production_settings_come_together_each_variable_
     assert "short" not in str(raised.value)  # a secret is never echoed, even among other problems
 
 
+def test_weak_secrets_are_reported_with_the_other_production_problems():
+    """sec's refusal of published or guessable secrets is one more production problem, not a second round."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": "http://cds.hospital.example",
+                           "CDS_PATIENT_KEY_SECRET": "a" * 32, "CDS_ADMIN_TOKEN": "b" * 32})
+    assert [problem.split("=")[0].split(":")[0] for problem in raised.value.problems] == [
+        "CDS_TRUSTED_CLIENTS_FILE", "CDS_PUBLIC_BASE_URL", "CDS_PATIENT_KEY_SECRET", "CDS_ADMIN_TOKEN"]
+    assert "a" * 32 not in str(raised.value) and "b" * 32 not in str(raised.value)
+
+
 @pytest.mark.parametrize("url,allowed", [
     ("https://cds.hospital.example", True), ("http://localhost:8080", True), ("http://127.0.0.1:8080", True),
     ("http://[::1]:8080", True), ("http://cds.hospital.example", False), ("http://10.0.0.5:8080", False),
 ])
 def test_production_takes_https_or_a_loopback_http_url(tmp_path, url, allowed):
     env = {"CDS_MODE": "production", "CDS_PUBLIC_BASE_URL": url, "CDS_TRUSTED_CLIENTS_FILE": "clients.yaml",
-           "CDS_PATIENT_KEY_SECRET": "s" * 32}
+           "CDS_PATIENT_KEY_SECRET": secrets.token_hex(32)}
     if allowed:
         assert Settings.from_env(env).public_base_url == url
     else:
