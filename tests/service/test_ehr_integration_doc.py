@@ -13,9 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import yaml
 
-from hooks.fasciculation_review import PREFETCH
+from hooks.fasciculation_review import SERVICE
 from service.auth import load_trusted_clients
 
+# The templates as discovery shows them (each PrefetchKey also declares its failure policy).
+PREFETCH = SERVICE.prefetch
 ROOT = Path(__file__).parents[2]
 DOC = (ROOT / "docs" / "ehr-integration.md").read_text()
 PROFILES = ROOT / "deploy" / "trusted-clients"
@@ -38,15 +40,19 @@ def test_each_prefetch_key_is_documented_with_its_resource_and_search_parameters
     for name, value in parse_qsl(query):
         shown = f"`{name}={value}`" if name in ("_sort", "status") else f"`{name}"
         assert shown in row, (key, name)
+        if name == "code":  # the knowledge grows: the count the guide gives is the template's
+            assert f" {len(value.split(','))} codes " in row, (key, len(value.split(",")))
 
 
 def order_codes() -> set[str]:
     labs = yaml.safe_load((KNOWLEDGE / "labs.yaml").read_text())
     findings = yaml.safe_load((KNOWLEDGE / "findings.yaml").read_text())
+    orderables = yaml.safe_load((KNOWLEDGE / "order_codes.yaml").read_text())["orderables"]
     codes = {labs[name]["code"] for name in ("lab_order_category", "referral_order_category", "referral_order_code")}
-    for order in labs["orders"].values():
-        codes.add(order["code"]["code"])
-        codes.update(coding["code"] for coding in order.get("satisfied_by_orders", []))
+    codes.update(order["code"]["code"] for order in labs["orders"].values())
+    # Every code of an orderable that, active on the chart, keeps a work-up order from being suggested.
+    codes.update(coding["code"] for orderable in orderables.values() if orderable["covers"]
+                 for coding in orderable["codes"])
     codes.update(coding["code"] for coding in findings["neurology_referral_orders"])
     return codes
 

@@ -44,7 +44,7 @@ def cards_for(tmp_path, fixture: str, **profile) -> tuple[list[dict], object]:
 
 
 def logged_uuids(app) -> set[str]:
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     with store.engine.connect() as connection:
         return set(connection.scalars(select(IssuedCard.card_uuid)))
 

@@ -112,7 +112,7 @@ def test_attack_gunicorn_workers_on_the_embedded_default_accept_a_token_once(tmp
 
 def test_records_expire_with_their_token_and_are_deleted(ready_database_url, tmp_path):
     app = production(tmp_path, ready_database_url)
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     assert store.spend_token("k1", expires_at=1_000, now=900)
     assert not store.spend_token("k1", expires_at=1_000, now=950)
     assert store.spend_token("k2", expires_at=2_000, now=950)
@@ -125,7 +125,7 @@ def test_records_expire_with_their_token_and_are_deleted(ready_database_url, tmp
 
 def test_the_cache_deletes_expired_records_now_and_then(tmp_path):
     app = production(tmp_path)
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
     now = [10_000.0]
     cache = DatabaseReplayCache(store, clock=lambda: now[0])
     assert cache.first_use("iss", "a", expires_at=10_010)
@@ -142,7 +142,7 @@ def test_the_cache_deletes_expired_records_now_and_then(tmp_path):
 
 def test_spending_a_token_leaves_the_card_log_writes_durable(tmp_path):
     """On SQLite the spent-jti commit skips its fsync; the connection goes back to synchronous=FULL."""
-    store = production(tmp_path).extensions["fasciculation_cds_feedback"].store
+    store = production(tmp_path).extensions["fasciculation_cds_card_log"].store
     for index in range(5):
         assert store.spend_token(f"k{index}", expires_at=2_000, now=1_000)
     with store.engine.connect() as connection:
@@ -156,7 +156,7 @@ def _rows(store) -> int:
 
 def test_a_database_that_fails_is_503_not_401_or_500(tmp_path, monkeypatch):
     app = production(tmp_path)
-    store = app.extensions["fasciculation_cds_feedback"].store
+    store = app.extensions["fasciculation_cds_card_log"].store
 
     def broken(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
