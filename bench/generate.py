@@ -245,17 +245,19 @@ class ChartSet:
         return [path.stat().st_size for path in self.files]
 
 
-def write_set(name: str, as_of: date, count: int, directory: Path, *, fhir_sink: Any = None,
-              **kwargs: Any) -> ChartSet:
-    """Write `count` request files for scenario `name` (kwargs: as build()). fhir_sink(resources)
-    receives each (d) chart, for the FHIR server."""
+def write_set(name: str, as_of: date, count: int, directory: Path, *,
+              fhir_servers: list[tuple[str, Any]] | None = None, **kwargs: Any) -> ChartSet:
+    """Write `count` request files for scenario `name` (kwargs: as build()). For (d), fhir_servers
+    lists (base URL, load(resources)) pairs: patient i lives on server i modulo their number."""
     files = []
     fetched: tuple[str, ...] = ()
-    for scenario in build_set(name, as_of, count, **kwargs):
+    for index in range(count):
+        base, load = fhir_servers[index % len(fhir_servers)] if fhir_servers else (None, None)
+        scenario = build(name, as_of, index, **({"fhir_server_for_d": base} if base else {}), **kwargs)
         files.append(write(scenario, directory / name))
         fetched = scenario.fetched_keys
-        if fhir_sink is not None and scenario.fhir_resources:
-            fhir_sink(scenario.fhir_resources)
+        if load is not None and scenario.fhir_resources:
+            load(scenario.fhir_resources)
     manifest = directory / f"{name}.manifest"
     manifest.write_text("".join(f"{path}\n" for path in files))
     return ChartSet(name, TITLES[name], files, manifest, fetched)

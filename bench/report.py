@@ -59,6 +59,7 @@ class LoadResult:
             "background_cpu_pct": self.raw.get("background_cpu_pct"),
             "worker_cpu_split": self.raw.get("worker_cpu_split"),
             "server_cpu_ms_per_request": self.raw.get("server_cpu_ms_per_request"),
+            "workers_recycled": self.raw.get("workers_recycled"),
         }
 
     def line(self) -> str:
@@ -102,7 +103,7 @@ def build_report(ctx: Any, started: datetime, round_trip: dict[str, Any], wrk: s
         "machine": machine(wrk),
         "machine_load": {
             "loadavg": loadavg,
-            "other_processes_cpu_pct": {"median": statistics.median(background) if background else None,
+            "other_processes_cpu_pct": {"median": round(statistics.median(background), 1) if background else None,
                                         "max": max(background, default=None)},
         },
         "config": {

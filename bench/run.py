@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +47,10 @@ LUA_SCRIPT = BENCH_DIR / "post.lua"
 RESULTS_DIR = BENCH_DIR / "results"
 SERVICE_PATH = f"/cds-services/{generate.SERVICE_ID}"
 FHIR_DELAY_MS = 100
+# The FHIR test server (Medplum's in-memory repository) scans every resource of a type on each search:
+# with all 200 patients of (d) on one server, a search took 92 ms instead of 4 ms, and (d) measured the
+# test server. So the patients are spread over servers of at most this many each (~13 ms a search).
+FHIR_PATIENTS_PER_SERVER = 25
 WRK_TIMEOUT = "10s"
 # The apps measured back to back, in this order, and the WSGI app each ceiling runs.
 APPS = ("ceiling", "ceiling-noparse", "service")
@@ -217,6 +221,15 @@ def cpu_ticks(pid: int) -> int:
         return 0
 
 
+def reaped_ticks(pid: int) -> int:
+    """CPU time of a process's children it has reaped (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[13]) + int(fields[14])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def machine_busy_ticks() -> int:
     """CPU time spent by everything on the machine (clock ticks, all CPUs), from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -266,8 +279,7 @@ class Load:
         self._serial = 0  # the RUN of bench/post.lua: every run's stamps are its own
 
     def run(self, url: str, manifest: Path, connections: int, seconds: int, *, tokens: list[int] | None,
-            minter: TokenMinter | None, max_requests: int = 0,
-            workers: Callable[[], list[int]] | None = None) -> dict[str, Any]:
+            minter: TokenMinter | None, max_requests: int = 0, server: Server | None = None) -> dict[str, Any]:
         """One wrk run, one thread; tokens: per-thread token counts (None: no Authorization header)."""
         self._serial += 1
         if self._serial >= 0xFFF:
@@ -282,20 +294,25 @@ class Load:
         command = [self.wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
                    "-s", str(LUA_SCRIPT), url, "--", SERVICE_PATH, str(manifest), prefix, str(result_file),
                    str(self._serial), str(max_requests)]
-        before = {pid: cpu_ticks(pid) for pid in workers()} if workers else {}
+        before = {pid: cpu_ticks(pid) for pid in server.workers()} if server else {}
+        reaped_before = reaped_ticks(server.process.pid) if server else 0
         with background_load() as load:
             completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
-        after = {pid: cpu_ticks(pid) for pid in workers()} if workers else {}
+        after = {pid: cpu_ticks(pid) for pid in server.workers()} if server else {}
         if completed.returncode != 0 or not result_file.exists():
             raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stdout}\n{completed.stderr}")
         outcome = json.loads(result_file.read_text())
-        if workers:
+        if server:
             # gunicorn hands each persistent connection to whichever worker accepts it first: how the
             # work was split between the workers explains much of the spread at 8 and 32 connections.
-            # A worker recycled during the run (max_requests) is counted from its replacement's birth.
             spent = [max(0, after[pid] - before.get(pid, 0)) for pid in after]
-            total = sum(spent)
-            load["worker_cpu_split"] = [round(t / total, 2) if total else 0.0 for t in spent]
+            # A worker recycled during the run (max_requests) took its CPU time to the master's
+            # cutime/cstime when it was reaped: all of it, so what it had spent before the run is taken off.
+            recycled = set(before) - set(after)
+            reaped = reaped_ticks(server.process.pid) - reaped_before - sum(before[pid] for pid in recycled)
+            total = sum(spent) + max(0, reaped)
+            load["workers_recycled"] = len(recycled)
+            load["worker_cpu_split"] = [round(t / sum(spent), 2) if sum(spent) else 0.0 for t in spent]
             # The servers' own CPU per answered request: the one figure free of the load generator
             # and of the machine's other tenants, so the ratio of the service's to the ceiling's is
             # the steadiest comparison of the two.
@@ -353,6 +370,22 @@ def start_server(ctx: Context, app: str) -> Server:
     return server
 
 
+def refusals(log_path: Path) -> list[dict[str, Any]]:
+    """The service's calls not answered 200, from its JSON log lines: which status, how often, and
+    which prefetch keys failed (a 412), so an error in a run can be explained after the fact."""
+    counts: dict[tuple[int, tuple[str, ...], str], int] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == "service_call" and entry.get("status") != 200:
+            key = (entry.get("status"), tuple(entry.get("prefetch_failed") or ()), entry.get("message", ""))
+            counts[key] = counts.get(key, 0) + 1
+    return [{"status": status, "prefetch_failed": list(failed), "message": message, "calls": calls}
+            for (status, failed, message), calls in sorted(counts.items(), key=lambda item: -item[1])]
+
+
 def check_answers(ctx: Context, server: Server, app: str, scenario: str, minter: TokenMinter | None) -> dict[str, Any]:
     """The service's answer to every chart of the scenario is what the chart was built for; a ceiling's
     to the first. Each check call carries a stamp of its own, like every call of a load run."""
@@ -395,7 +428,7 @@ def measure(ctx: Context, server: Server, app: str, scenario: str, connections: 
         cap = int(bound_rps * 2 * (options.warmup_s + options.duration_s)) + 1000
         ctx.load.run(server.url, manifest, connections, options.warmup_s, tokens=None, minter=None, max_requests=cap)
         raw = ctx.load.run(server.url, manifest, connections, options.duration_s, tokens=None, minter=None,
-                           max_requests=cap, workers=server.workers)
+                           max_requests=cap, server=server)
         return LoadResult(app, scenario, connections, None, raw)
     warm = ctx.load.run(server.url, manifest, connections, options.warmup_s,
                         tokens=[int(bound_rps * options.warmup_s) + 20], minter=minter)
@@ -403,7 +436,7 @@ def measure(ctx: Context, server: Server, app: str, scenario: str, connections: 
     budget = int(min(bound_rps, max(warm_rps * 2.0, 20.0)) * options.duration_s) + 50
     for attempt in (1, 2):
         raw = ctx.load.run(server.url, manifest, connections, options.duration_s, tokens=[budget], minter=minter,
-                           workers=server.workers)
+                           server=server)
         if not raw["tokens_exhausted"]:
             break
         ctx.notes.append(f"{app} {scenario} c{connections}: {budget} tokens ran out (attempt {attempt}); "
@@ -436,23 +469,29 @@ def fhir_round_trips(base: str, patient_id: str, token: str, rounds: int = 7) ->
 
 
 @contextmanager
-def fhir_server_for_d(ctx_notes: list[str]) -> Iterator[Any]:
+def fhir_servers_for_d(ctx_notes: list[str], charts: int) -> Iterator[list[Any]]:
+    """The FHIR test servers (d)'s patients live on: none when Node.js is missing (then (d) is skipped)."""
     try:
         from tests.fhirserver import FhirServerUnavailable, FhirTestServer
     except ImportError as error:  # pragma: no cover - the repository always has it
         ctx_notes.append(f"scenario d skipped: {error}")
-        yield None
+        yield []
         return
+    servers: list[Any] = []
     try:
-        server = FhirTestServer().start()
+        for _ in range(-(-charts // FHIR_PATIENTS_PER_SERVER)):
+            servers.append(FhirTestServer().start())
     except FhirServerUnavailable as error:
         ctx_notes.append(f"scenario d skipped: the FHIR test server needs Node.js ({error})")
-        yield None
+        for server in servers:
+            server.stop()
+        yield []
         return
     try:
-        yield server
+        yield servers
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 @contextmanager
@@ -464,14 +503,14 @@ def fresh_postgres_schema(url: str) -> Iterator[str]:
         yield database_url
 
 
-def write_chart_sets(options: Options, workdir: Path, scenarios: tuple[str, ...], fhir: Any, fhir_base: str,
-                     fhir_token: str) -> dict[str, generate.ChartSet]:
+def write_chart_sets(options: Options, workdir: Path, scenarios: tuple[str, ...], fhir: list[Any],
+                     fhir_bases: list[str], fhir_token: str) -> dict[str, generate.ChartSet]:
     as_of = datetime.fromisoformat(options.as_of).date()
     sets = {}
     for name in scenarios:
         extra: dict[str, Any] = {}
         if name == "d":
-            extra = {"fhir_server_for_d": fhir_base, "fhir_sink": fhir.load_resources,
+            extra = {"fhir_servers": [(base, server.load_resources) for base, server in zip(fhir_bases, fhir)],
                      "fhir_authorization": {"access_token": fhir_token, "token_type": "Bearer", "expires_in": 3600,
                                             "scope": "user/*.read", "subject": "bench"}}
         sets[name] = generate.write_set(name, as_of, options.charts, workdir / "requests", **extra)
@@ -503,14 +542,13 @@ def run(options: Options) -> dict[str, Any]:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         notes: list[str] = []
         fhir_token = "bench-fhir-" + os.urandom(12).hex()
-        fhir = stack.enter_context(fhir_server_for_d(notes)) if "d" in options.scenarios else None
-        scenarios = tuple(s for s in options.scenarios if s != "d" or fhir is not None)
-        fhir_base = fhir.fault_base("delay", FHIR_DELAY_MS) if fhir else "http://127.0.0.1:9/fhir/R4"
-        chart_sets = write_chart_sets(options, workdir, scenarios, fhir, fhir_base, fhir_token)
+        fhir = stack.enter_context(fhir_servers_for_d(notes, options.charts)) if "d" in options.scenarios else []
+        scenarios = tuple(s for s in options.scenarios if s != "d" or fhir)
+        fhir_bases = [server.fault_base("delay", FHIR_DELAY_MS) for server in fhir]
+        chart_sets = write_chart_sets(options, workdir, scenarios, fhir, fhir_bases, fhir_token)
 
         keys = [SigningKey.generate("RS384")] + ([SigningKey.generate("ES384")] if options.es384 else [])
-        clients_file = write_trusted_clients(workdir / "trusted-clients.json", keys,
-                                             [fhir_base] if fhir is not None else [])
+        clients_file = write_trusted_clients(workdir / "trusted-clients.json", keys, fhir_bases)
         ctx = Context(options, workdir, Load(wrk, workdir), chart_sets,
                       server_env(workdir, clients_file, options), notes=notes)
         for key in keys:
@@ -524,10 +562,11 @@ def run(options: Options) -> dict[str, Any]:
                 raise RuntimeError(f"db upgrade failed: {migrate.stdout}{migrate.stderr}")
 
         round_trip: dict[str, Any] = {}
-        if fhir is not None:
-            per_key = fhir_round_trips(fhir_base, "bench-d0000", fhir_token)
+        if fhir:  # patient 0 lives on the first server
+            per_key = fhir_round_trips(fhir_bases[0], "bench-d0000", fhir_token)
             round_trip = {"per_key_median_ms": per_key, "one_round_trip_ms": max(per_key.values()),
-                          "delay_ms": FHIR_DELAY_MS}
+                          "delay_ms": FHIR_DELAY_MS, "servers": len(fhir),
+                          "patients_per_server": -(-options.charts // len(fhir))}
 
         # All servers up at once (an idle one costs nothing), each scenario and concurrency measured on
         # the ceilings and then at once on the service: a shared machine's background load then weighs
@@ -542,8 +581,8 @@ def run(options: Options) -> dict[str, Any]:
                     ctx.checks[f"{app}/{scenario}"] = check_answers(ctx, servers[app], app, scenario, minters[app])
                 for connections in options.connections:
                     for app in APPS:
-                        if fhir is not None:
-                            fhir.clear_log()
+                        for server in fhir:
+                            server.clear_log()
                         result = measure(ctx, servers[app], app, scenario, connections, minters[app])
                         ctx.results.append(result)
                         print(result.line(), flush=True)
@@ -561,6 +600,10 @@ def run(options: Options) -> dict[str, Any]:
                 code = server.stop()
                 if code not in (0, None):
                     ctx.notes.append(f"{app} exited with {code} on SIGTERM")
+        for refused in refusals(servers["service"].log_path):
+            ctx.notes.append(f"service answered {refused['calls']} call(s) with HTTP {refused['status']}"
+                             + (f" (prefetch failed: {', '.join(refused['prefetch_failed'])})"
+                                if refused["prefetch_failed"] else "") + f": {refused['message']}")
         in_process = in_process_profile(options, workdir)
         report = build_report(ctx, started, round_trip, wrk, in_process,
                               {"before": [round(x, 2) for x in load_before],
