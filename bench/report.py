@@ -86,9 +86,9 @@ def build_report(ctx: Any, started: datetime, round_trip: dict[str, Any], wrk: s
             ratios.append({
                 "scenario": r.scenario, "connections": r.connections, "alg": r.alg,
                 "service_rps": round(r.rps, 1), "ceiling_rps": round(ceiling.rps, 1),
-                "ratio": round(r.rps / ceiling.rps, 3) if ceiling.rps else None,
+                "ratio": round(r.rps / ceiling.rps, 4) if ceiling.rps else None,
                 "noparse_rps": round(noparse.rps, 1) if noparse else None,
-                "noparse_ratio": round(r.rps / noparse.rps, 3) if noparse and noparse.rps else None,
+                "noparse_ratio": round(r.rps / noparse.rps, 4) if noparse and noparse.rps else None,
                 "service_cpu_ms_per_request": r.raw.get("server_cpu_ms_per_request"),
                 "ceiling_cpu_ms_per_request": ceiling.raw.get("server_cpu_ms_per_request"),
                 "noparse_cpu_ms_per_request": noparse.raw.get("server_cpu_ms_per_request") if noparse else None})
