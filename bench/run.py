@@ -213,21 +213,23 @@ def ensure_wrk() -> str:
     raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu), then run again")
 
 
-def cpu_ticks(pid: int) -> int:
+def _times(pid: int) -> tuple[int, int, int, int]:
+    """utime, stime, cutime, cstime of a process (clock ticks; cutime/cstime: its reaped children),
+    zeros when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+        return utime, stime, cutime, cstime
     except (OSError, IndexError, ValueError):
-        return 0
+        return 0, 0, 0, 0
+
+
+def cpu_ticks(pid: int) -> int:
+    return sum(_times(pid)[:2])
 
 
 def reaped_ticks(pid: int) -> int:
-    """CPU time of a process's children it has reaped (cutime + cstime)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[13]) + int(fields[14])
-    except (OSError, IndexError, ValueError):
-        return 0
+    return sum(_times(pid)[2:])
 
 
 def machine_busy_ticks() -> int:
@@ -247,11 +249,9 @@ def own_ticks() -> int:
         if pid in seen:
             continue
         seen.add(pid)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-        except (OSError, IndexError, ValueError):
+        if not Path(f"/proc/{pid}").exists():
             continue
+        total += sum(_times(pid))
         stack.extend(children_of(pid))
     return total
 
