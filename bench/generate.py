@@ -1,398 +1,281 @@
-"""Deterministic synthetic CDS Hooks requests for the benchmark scenarios.
+"""The benchmark's requests: for each scenario, a set of distinct synthetic patients of one size class.
 
-    .venv/bin/python -m bench.generate --out DIR [--as-of 2026-11-21]
+    .venv/bin/python -m bench.generate --out DIR [--charts 200] [--as-of 2026-11-21] [--scenarios a,c]
 
-Every resource is synthetic (family name `Bench-<scenario>`, the HTEST tag) and coded with the real
-LOINC, RxNorm, SNOMED CT and ICD-10-CM codes the clinical knowledge (`cards/knowledge/*.yaml`) reads,
-so the rules do their real work. Dates are relative to `--as-of` (default: today, UTC), so the charts
-stay current whenever the benchmark runs; the same as-of date gives byte-identical files (a seeded
-random generator, no clock, no uuid4).
+Each scenario is a clinical question asked of many different patients (bench/charts.py makes them look
+like what EHRs send), so a cache of anything derived from a chart cannot answer a repeat: the load
+cycles through the set, and on top of that every call carries a patient id and hookInstance of its own
+(`STAMP`, filled in per call by the load generator and by `stamped()`), so no two calls of a run send
+the same resource twice. Dates are relative to `--as-of` (default: today, UTC), so the charts never age;
+the same as-of date and chart number give the same bytes (seeded generators, no clock, no uuid4).
 
 Scenarios
-    a  typical chart, full prefetch: 60 lab Observations over the analytes the rules read, 10 medicines
-       (hydrochlorothiazide and albuterol among them), 5 Conditions (fasciculation, cramp): several cards
-    b  large chart, full prefetch: 2,000 Observations, 200 medicines, 50 Conditions
-    c  typical chart without a relevant symptom (the fast path most chart opens take): no card
-    d  prefetch absent: the request supplies `patient` and `findings` only; the service fetches the
-       other 5 keys from `fhirServer` (the chart of (a), loaded into the FHIR test server)
+    a  typical chart, full prefetch: ~60 lab results over the analytes the rules read (with a panel or
+       two), ~10 medicines (a diuretic and an inhaled beta-agonist current), ~5 Conditions (fasciculation
+       and cramp): abnormal potassium, work-up incomplete, medication review, cramp management
+    b  large chart, full prefetch: 2,000 results over 15 years, 200 medicines, 50 Conditions
+    c  the typical chart without a relevant symptom (what most chart openings are): no card
+    d  prefetch absent: the request supplies `patient` and `findings`; the service fetches the other 5
+       keys from `fhirServer` (each patient's chart of the (a) kind, loaded into the FHIR test server)
 """
 from __future__ import annotations
 
 import argparse
-import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from fixtures.build import (COND_CATEGORY, COND_CLINICAL, COND_VER, ICD10CM, LOINC, OBS_CATEGORY,
-                            OBS_INTERPRETATION, RXNORM, SCT, UCUM)
+from bench import vocabulary as v
+from bench.charts import Chart, ChartMaker
 from hooks.fasciculation_review import SERVICE
 
 SERVICE_ID = SERVICE.id
 FHIR_SERVER = "https://ehr.bench.example/fhir/R4"
 USER_ID = "Practitioner/bench-clinician"
-
-ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-HTEST = {"tag": [{"system": ACT_REASON, "code": "HTEST", "display": "test health data"}]}
-
-# analyte -> (LOINC, display, UCUM unit, reference low, high, typical value, spread, decimals)
-LABS: dict[str, tuple[str, str, str, float, float, float, float, int]] = {
-    "sodium": ("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 135, 145, 140, 2.5, 0),
-    "potassium": ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 3.5, 5.1, 4.2, 0.3, 1),
-    "urea": ("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", "mg/dL", 7, 20, 14, 3, 0),
-    "creatinine": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.6, 1.2, 0.9, 0.1, 2),
-    "calcium": ("17861-6", "Calcium [Mass/volume] in Serum or Plasma", "mg/dL", 8.5, 10.5, 9.4, 0.3, 1),
-    "albumin": ("1751-7", "Albumin [Mass/volume] in Serum or Plasma", "g/dL", 3.5, 5.0, 4.2, 0.2, 1),
-    "magnesium": ("19123-9", "Magnesium [Mass/volume] in Serum or Plasma", "mg/dL", 1.7, 2.4, 2.0, 0.15, 1),
-    "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L", 0.4, 4.0, 1.8, 0.6, 2),
-    "free_t4": ("3024-7", "Thyroxine (T4) free [Mass/volume] in Serum or Plasma", "ng/dL", 0.9, 1.7, 1.2, 0.15, 2),
-    "ck": ("2157-6", "Creatine kinase [Enzymatic activity/volume] in Serum or Plasma", "U/L", 26, 192, 110, 30, 0),
-}
-
-# Medicines: key -> (RxNorm code, display, route SNOMED code, route display). The first ones are classes
-# the rules read (cards/knowledge/medications.yaml); the rest are real RxNorm ingredients the rules ignore.
-MEDICINES: dict[str, tuple[str, str]] = {
-    "hydrochlorothiazide": ("310798", "hydrochlorothiazide 25 MG Oral Tablet"),
-    "albuterol": ("745679", "200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"),
-    "furosemide": ("313988", "furosemide 40 MG Oral Tablet"),
-    "prednisone": ("312615", "prednisone 20 MG Oral Tablet"),
-    "metformin": ("6809", "metformin"),
-    "atorvastatin": ("83367", "atorvastatin"),
-    "lisinopril": ("29046", "lisinopril"),
-    "omeprazole": ("7646", "omeprazole"),
-    "amlodipine": ("17767", "amlodipine"),
-    "sertraline": ("36437", "sertraline"),
-    "acetaminophen": ("161", "acetaminophen"),
-    "ibuprofen": ("5640", "ibuprofen"),
-    "levothyroxine": ("10582", "levothyroxine"),
-    "simvastatin": ("36567", "simvastatin"),
-    "aspirin": ("1191", "aspirin"),
-}
-IGNORED_MEDICINES = [name for name in MEDICINES if name not in
-                     ("hydrochlorothiazide", "albuterol", "furosemide", "prednisone")]
-
-# Conditions: (ICD-10-CM, display). Index symptoms the rules start from, then unrelated diagnoses.
-FASCICULATION = ("R25.3", "Fasciculation")
-CRAMP = ("R25.2", "Cramp and spasm")
-OTHER_CONDITIONS = [
-    ("I10", "Essential (primary) hypertension"),
-    ("E11.9", "Type 2 diabetes mellitus without complications"),
-    ("E78.5", "Hyperlipidemia, unspecified"),
-    ("K21.9", "Gastro-esophageal reflux disease without esophagitis"),
-    ("J45.909", "Unspecified asthma, uncomplicated"),
-    ("M54.50", "Low back pain, unspecified"),
-    ("F41.1", "Generalized anxiety disorder"),
-    ("E66.9", "Obesity, unspecified"),
-    ("M17.11", "Unilateral primary osteoarthritis, right knee"),
-    ("N39.0", "Urinary tract infection, site not specified"),
-    ("J06.9", "Acute upper respiratory infection, unspecified"),
-    ("H52.4", "Presbyopia"),
-    ("L40.0", "Psoriasis vulgaris"),
-    ("K58.9", "Irritable bowel syndrome without diarrhea"),
-    ("G43.909", "Migraine, unspecified, not intractable, without status migrainosus"),
-    ("D64.9", "Anemia, unspecified"),
-    ("E55.9", "Vitamin D deficiency, unspecified"),
-    ("I48.91", "Unspecified atrial fibrillation"),
-    ("J30.9", "Allergic rhinitis, unspecified"),
-    ("R51.9", "Headache, unspecified"),
-]
-
-
-@dataclass
-class Chart:
-    """One synthetic patient's resources, by prefetch key."""
-
-    patient: dict[str, Any]
-    by_key: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, key: str, resource: dict[str, Any]) -> None:
-        self.by_key.setdefault(key, []).append(resource)
-
-    def resources(self) -> list[dict[str, Any]]:
-        return [self.patient] + [resource for key in PREFETCH_KEYS[1:] for resource in self.by_key.get(key, [])]
-
-
 PREFETCH_KEYS = tuple(SERVICE.prefetch)  # patient, conditions, observations, findings, medication*, serviceRequests
+FETCHED_KEYS = ("conditions", "observations", "medicationStatements", "medicationRequests", "serviceRequests")
+DEFAULT_CHARTS = 200
+
+# Twelve characters replaced in each call by twelve hex digits of its own (bench/post.lua, stamped()).
+STAMP = "@@@@@@@@@@@@"
+STAMP_BYTES = STAMP.encode()
+
+SCENARIOS = ("a", "b", "c", "d")
+TITLES = {
+    "a": "typical chart, full prefetch (~60 results, ~10 medicines, ~5 Conditions)",
+    "b": "large chart, full prefetch (2,000 results, 200 medicines, 50 Conditions)",
+    "c": "no relevant symptom (the typical chart without fasciculation or cramp)",
+    "d": "prefetch absent: 5 keys fetched from a FHIR server adding 100 ms per response",
+}
+# What every chart of a scenario must be answered with (checked by bench/run.py before measuring).
+EXPECTED_TOPICS = {
+    "a": {"abnormal-result", "workup-incomplete", "medication-review", "cramp-management"},
+    "b": {"abnormal-result", "medication-review", "cramp-management"},
+    "c": set(),
+    "d": {"abnormal-result", "workup-incomplete", "medication-review", "cramp-management"},
+}
 
 
-class Builder:
-    def __init__(self, scenario: str, as_of: date, seed: int):
-        self.scenario = scenario
-        self.as_of = as_of
-        self.random = random.Random(seed)
-        self.patient_id = f"bench-{scenario}-pat"
-        self._serial = 0
+# -- the chart shapes ----------------------------------------------------------------------------------
 
-    # -- values ------------------------------------------------------------------------------------
+def typical_chart(maker: ChartMaker, *, symptomatic: bool) -> Chart:
+    """~60 results, ~10 medicines, ~5 Conditions; the newest potassium is low while a diuretic is current,
+    TSH and magnesium are old and CK was never measured."""
+    rnd = maker.random
+    chart = Chart(maker.patient(rnd.randrange(25, 81), rnd.choice(("female", "male"))))
+    if symptomatic:
+        fasciculation = rnd.choice(v.FASCICULATION)
+        cramp = rnd.choice(v.CRAMP)
+        chart.add("conditions", maker.condition(fasciculation, rnd.randrange(30, 150),
+                                                text=rnd.choice(v.SYMPTOM_TEXTS["fasciculation"])))
+        chart.add("conditions", maker.condition(cramp, rnd.randrange(20, 120),
+                                                text=rnd.choice(v.SYMPTOM_TEXTS["cramp"])))
+    for _ in range(rnd.randrange(3, 6) if symptomatic else rnd.randrange(4, 7)):
+        chart.add("conditions", maker.unrelated_condition(rnd.randrange(200, 4000)))
 
-    def next_id(self, kind: str) -> str:
-        self._serial += 1
-        return f"bench-{self.scenario}-{kind}-{self._serial:05d}"
-
-    def day(self, days_ago: int) -> str:
-        return (self.as_of - timedelta(days=days_ago)).isoformat()
-
-    def instant(self, days_ago: int, hhmm: str = "08:30") -> str:
-        return f"{self.day(days_ago)}T{hhmm}:00Z"
-
-    @property
-    def subject(self) -> dict[str, str]:
-        return {"reference": f"Patient/{self.patient_id}"}
-
-    # -- resources ---------------------------------------------------------------------------------
-
-    def patient(self, gender: str, age: int) -> dict[str, Any]:
-        born = date(self.as_of.year - age, 3, 14) if (self.as_of.month, self.as_of.day) >= (3, 14) else \
-            date(self.as_of.year - age - 1, 3, 14)
-        return {
-            "resourceType": "Patient", "id": self.patient_id, "meta": HTEST,
-            "identifier": [{"use": "usual", "system": "urn:oid:2.16.840.1.113883.19.5",
-                            "value": f"MRN-BENCH-{self.scenario.upper()}"}],
-            "active": True,
-            "name": [{"use": "official", "family": f"Bench-{self.scenario.upper()}", "given": ["Alex"]}],
-            "gender": gender, "birthDate": born.isoformat(),
-        }
-
-    def condition(self, icd: tuple[str, str], onset_days_ago: int, *, status: str = "active",
-                  text: str | None = None) -> dict[str, Any]:
-        code, display = icd
-        resource: dict[str, Any] = {
-            "resourceType": "Condition", "id": self.next_id("cond"), "meta": HTEST,
-            "clinicalStatus": {"coding": [{"system": COND_CLINICAL, "code": status}]},
-            "verificationStatus": {"coding": [{"system": COND_VER, "code": "confirmed"}]},
-            "category": [{"coding": [{"system": COND_CATEGORY, "code": "problem-list-item",
-                                      "display": "Problem List Item"}]}],
-            "code": {"coding": [{"system": ICD10CM, "code": code, "display": display}], "text": text or display},
-            "subject": self.subject,
-            "onsetDateTime": self.day(onset_days_ago),
-            "recordedDate": self.day(max(0, onset_days_ago - 7)),
-        }
-        if status == "resolved":
-            resource["abatementDateTime"] = self.day(max(0, onset_days_ago - 60))
-        return resource
-
-    def lab(self, analyte: str, days_ago: int, value: float | None = None) -> dict[str, Any]:
-        loinc, display, unit, low, high, typical, spread, decimals = LABS[analyte]
-        if value is None:
-            value = round(self.random.gauss(typical, spread), decimals)
-            value = min(max(value, low), high)  # a normal result unless the scenario says otherwise
-        value = round(value, decimals) if decimals else int(round(value))
-        resource: dict[str, Any] = {
-            "resourceType": "Observation", "id": self.next_id("obs"), "meta": HTEST,
-            "status": "final",
-            "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
-            "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
-            "subject": self.subject,
-            "effectiveDateTime": self.instant(days_ago),
-            "issued": self.instant(days_ago, "15:10"),
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
-            "referenceRange": [{"low": {"value": low, "unit": unit, "system": UCUM, "code": unit},
-                                "high": {"value": high, "unit": unit, "system": UCUM, "code": unit}}],
-        }
-        flag = "L" if value < low else "H" if value > high else None
-        if flag:
-            resource["interpretation"] = [{"coding": [{"system": OBS_INTERPRETATION, "code": flag}]}]
-        return resource
-
-    def medication_request(self, medicine: str, status: str, authored_days_ago: int) -> dict[str, Any]:
-        code, display = MEDICINES[medicine]
-        return {
-            "resourceType": "MedicationRequest", "id": self.next_id("mr"), "meta": HTEST,
-            "status": status, "intent": "order",
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}],
-                                          "text": display},
-            "subject": self.subject,
-            "authoredOn": self.day(authored_days_ago),
-            "dosageInstruction": [self._dosage(medicine, authored_days_ago,
-                                               None if status == "active" else max(0, authored_days_ago - 90))],
-        }
-
-    def medication_statement(self, medicine: str, status: str, start_days_ago: int) -> dict[str, Any]:
-        code, display = MEDICINES[medicine]
-        period = {"start": self.day(start_days_ago)}
-        if status in ("completed", "stopped"):
-            period["end"] = self.day(max(0, start_days_ago - 90))
-        return {
-            "resourceType": "MedicationStatement", "id": self.next_id("ms"), "meta": HTEST,
-            "status": status,
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}],
-                                          "text": display},
-            "subject": self.subject,
-            "effectivePeriod": period,
-            "dateAsserted": self.day(start_days_ago),
-            "dosage": [{"text": "as directed"}],
-        }
-
-    def _dosage(self, medicine: str, start_days_ago: int, end_days_ago: int | None) -> dict[str, Any]:
-        inhaled = medicine == "albuterol"
-        bounds = {"start": self.day(start_days_ago)}
-        if end_days_ago is not None:
-            bounds["end"] = self.day(end_days_ago)
-        dosage: dict[str, Any] = {
-            "text": "2 puffs when needed" if inhaled else "1 tablet by mouth once daily",
-            "timing": {"repeat": {"boundsPeriod": bounds, "frequency": 1, "period": 1, "periodUnit": "d"}},
-            "route": {"coding": [{"system": SCT, "code": "447694001" if inhaled else "26643006",
-                                  "display": "Respiratory tract route" if inhaled else "Oral route"}]},
-        }
-        if inhaled:
-            dosage["asNeededBoolean"] = True
-        return dosage
-
-
-# -- the charts ----------------------------------------------------------------------------------------
-
-def typical_chart(builder: Builder, *, symptomatic: bool) -> Chart:
-    """60 labs over 10 analytes, 10 medicines, 5 Conditions; with the symptoms, several cards."""
-    chart = Chart(builder.patient("female", 58))
-    conditions = ([builder.condition(FASCICULATION, 75, text="Twitching of the left calf"),
-                   builder.condition(CRAMP, 60, text="Night cramps, both calves")] if symptomatic else
-                  [builder.condition(OTHER_CONDITIONS[3], 400), builder.condition(OTHER_CONDITIONS[8], 900)])
-    conditions += [builder.condition(OTHER_CONDITIONS[i], 3000 - 400 * i) for i in range(3)]
-    for resource in conditions:
-        chart.add("conditions", resource)
-    # Panels every ~4 months over 3 years: BMP parts and calcium/albumin each time, thyroid and
-    # magnesium only long ago, CK never (the work-up card asks for TSH, CK and magnesium), and the
-    # latest potassium low (the abnormal-result card) while on a thiazide (the medication-review card).
     labs: list[dict[str, Any]] = []
-    for panel in range(9):
-        days_ago = 20 + 120 * panel
+    newest = rnd.randrange(7, 45)
+    panels = rnd.randrange(8, 11)
+    with_component_panel = set(rnd.sample(range(1, panels), 2))
+    for panel in range(panels):
+        days_ago = newest + panel * rnd.randrange(100, 140)
+        values = {}
         for analyte in ("sodium", "potassium", "urea", "creatinine", "calcium", "albumin"):
-            value = 3.1 if analyte == "potassium" and panel == 0 else None
-            labs.append(builder.lab(analyte, days_ago, value))
-    for panel in range(2):
+            value = round(rnd.uniform(3.0, 3.3), 1) if analyte == "potassium" and panel == 0 else None
+            result = maker.lab(analyte, days_ago, value, older=panel > 0)
+            labs.append(result)
+            values[analyte] = result.get("valueQuantity", {}).get("value")
+        if panel in with_component_panel and None not in values.values():
+            labs.append(maker.panel(v.ELECTROLYTE_PANEL, days_ago, values))
+    for index in range(2):
+        days_ago = rnd.randrange(500, 700) + 300 * index
         for analyte in ("tsh", "free_t4", "magnesium"):
-            labs.append(builder.lab(analyte, 500 + 300 * panel))
-    assert len(labs) == 60, len(labs)
+            labs.append(maker.lab(analyte, days_ago, older=True))
     for resource in sorted(labs, key=lambda r: r["effectiveDateTime"], reverse=True):
         chart.add("observations", resource)
-    chart.add("medicationRequests", builder.medication_request("hydrochlorothiazide", "active", 200))
-    chart.add("medicationRequests", builder.medication_request("albuterol", "active", 150))
-    for index, medicine in enumerate(("metformin", "atorvastatin", "lisinopril", "omeprazole")):
-        chart.add("medicationRequests", builder.medication_request(medicine, "active", 300 + 50 * index))
-    for index, medicine in enumerate(("acetaminophen", "ibuprofen", "aspirin", "sertraline")):
-        chart.add("medicationStatements", builder.medication_statement(
-            medicine, "active" if index % 2 == 0 else "completed", 400 + 100 * index))
+
+    chart.add("medicationRequests", maker.medication_request(rnd.choice(v.DIURETICS), "active",
+                                                             rnd.randrange(60, 400), may_reference=False))
+    chart.add("medicationRequests", maker.medication_request(rnd.choice(v.BETA_AGONISTS), "active",
+                                                             rnd.randrange(30, 300), may_reference=False))
+    others = rnd.sample(v.OTHER_MEDICINES, rnd.randrange(7, 11))
+    for index, medicine in enumerate(others):
+        if index % 2 == 0:
+            status = rnd.choices(("active", "completed", "stopped", "on-hold"), (6, 2, 1, 1))[0]
+            chart.add("medicationRequests", maker.medication_request(medicine, status, rnd.randrange(30, 1500)))
+        else:
+            status = rnd.choices(("active", "completed", "stopped", "intended"), (5, 3, 1, 1))[0]
+            chart.add("medicationStatements", maker.medication_statement(medicine, status, rnd.randrange(60, 2000)))
+    for order in rnd.sample(v.OTHER_ORDERS, rnd.randrange(0, 3)):
+        chart.add("serviceRequests", maker.service_request(order, rnd.randrange(1, 60)))
     return chart
 
 
-def large_chart(builder: Builder) -> Chart:
-    """2,000 Observations, 200 medicines, 50 Conditions, over ~15 years."""
-    chart = Chart(builder.patient("male", 63))
-    chart.add("conditions", builder.condition(FASCICULATION, 90, text="Fasciculation, both calves"))
-    chart.add("conditions", builder.condition(CRAMP, 45, text="Muscle cramps"))
-    for index in range(48):
-        icd = OTHER_CONDITIONS[index % len(OTHER_CONDITIONS)]
-        status = "active" if index < 12 else "resolved"
-        chart.add("conditions", builder.condition(icd, 200 + 110 * index, status=status))
+def large_chart(maker: ChartMaker) -> Chart:
+    """2,000 results over 15 years (the laboratory's forms changing over time), 200 medicines,
+    50 Conditions; the newest potassium low while a diuretic is current."""
+    rnd = maker.random
+    chart = Chart(maker.patient(rnd.randrange(55, 86), rnd.choice(("female", "male"))))
+    chart.add("conditions", maker.condition(rnd.choice(v.FASCICULATION), rnd.randrange(40, 150),
+                                            text=rnd.choice(v.SYMPTOM_TEXTS["fasciculation"])))
+    chart.add("conditions", maker.condition(rnd.choice(v.CRAMP), rnd.randrange(20, 120),
+                                            text=rnd.choice(v.SYMPTOM_TEXTS["cramp"])))
+    chart.add("conditions", maker.condition(v.ASTHMA, rnd.randrange(2000, 5000)))
+    for index in range(47):
+        chart.add("conditions", maker.unrelated_condition(150 + 110 * index + rnd.randrange(0, 100)))
     labs: list[dict[str, Any]] = []
-    analytes = list(LABS)
+    analytes = list(v.LATEST)
     for index in range(2000):
         analyte = analytes[index % len(analytes)]
-        days_ago = 10 + (index // len(analytes)) * 27 + builder.random.randrange(0, 5)
-        value = 3.2 if analyte == "potassium" and index < len(analytes) else None
-        labs.append(builder.lab(analyte, days_ago, value))
+        days_ago = 5 + (index // len(analytes)) * 27 + rnd.randrange(0, 5)
+        value = round(rnd.uniform(3.0, 3.3), 1) if analyte == "potassium" and index < len(analytes) else None
+        labs.append(maker.lab(analyte, days_ago, value, older=index >= len(analytes)))
     for resource in sorted(labs, key=lambda r: r["effectiveDateTime"], reverse=True):
         chart.add("observations", resource)
-    relevant = ["hydrochlorothiazide", "albuterol", "furosemide", "prednisone"]
-    for index in range(120):
-        medicine = relevant[index % 4] if index < 8 else IGNORED_MEDICINES[index % len(IGNORED_MEDICINES)]
-        status = "active" if index < 6 or index % 10 == 0 else ("completed" if index % 3 else "stopped")
-        chart.add("medicationRequests", builder.medication_request(medicine, status, 60 + 35 * index))
+    chart.add("medicationRequests", maker.medication_request(rnd.choice(v.DIURETICS), "active", rnd.randrange(60, 400),
+                                                             may_reference=False))
+    chart.add("medicationRequests", maker.medication_request(rnd.choice(v.BETA_AGONISTS), "active",
+                                                             rnd.randrange(30, 300), may_reference=False))
+    chart.add("medicationRequests", maker.medication_request(v.CORTICOSTEROIDS[0], "completed",
+                                                             rnd.randrange(900, 3000), may_reference=False))
+    for index in range(117):
+        status = "active" if index % 9 == 0 else rnd.choice(("completed", "stopped"))
+        chart.add("medicationRequests", maker.medication_request(rnd.choice(v.OTHER_MEDICINES), status,
+                                                                 60 + 45 * index + rnd.randrange(0, 40)))
     for index in range(80):
-        medicine = IGNORED_MEDICINES[(index * 7) % len(IGNORED_MEDICINES)]
         status = "active" if index % 8 == 0 else "completed"
-        chart.add("medicationStatements", builder.medication_statement(medicine, status, 90 + 50 * index))
+        chart.add("medicationStatements", maker.medication_statement(rnd.choice(v.OTHER_MEDICINES), status,
+                                                                     90 + 60 * index + rnd.randrange(0, 50)))
+    for order in rnd.sample(v.OTHER_ORDERS, rnd.randrange(0, 3)):
+        chart.add("serviceRequests", maker.service_request(order, rnd.randrange(1, 60)))
     return chart
 
 
 # -- requests ------------------------------------------------------------------------------------------
 
 def searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources)}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+                              "link": [{"relation": "self", "url": f"{base}/_search"}]}
     if resources:
         bundle["entry"] = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
                             "search": {"mode": "match"}} for r in resources]
     return bundle
 
 
-def request_for(chart: Chart, builder: Builder, *, prefetch_keys: tuple[str, ...] = PREFETCH_KEYS,
+def request_for(chart: Chart, hook_instance: str, *, prefetch_keys: tuple[str, ...] = PREFETCH_KEYS,
                 fhir_server: str = FHIR_SERVER) -> dict[str, Any]:
     prefetch: dict[str, Any] = {}
     for key in prefetch_keys:
         prefetch[key] = chart.patient if key == "patient" else searchset(chart.by_key.get(key, []), fhir_server)
     return {
         "hook": "patient-view",
-        "hookInstance": _hook_instance(builder.scenario),
+        "hookInstance": hook_instance,
         "fhirServer": fhir_server,
         "context": {"userId": USER_ID, "patientId": chart.patient["id"]},
         "prefetch": prefetch,
     }
 
 
-def _hook_instance(scenario: str) -> str:
-    return f"b0000000-0000-4000-8000-{ord(scenario):012x}"
-
-
 @dataclass(frozen=True)
 class Scenario:
     name: str
+    index: int  # which patient of the scenario's set
     title: str
     request: dict[str, Any]
     fhir_resources: list[dict[str, Any]] = field(default_factory=list)  # (d): what the FHIR server holds
     fetched_keys: tuple[str, ...] = ()
 
 
-SCENARIOS = ("a", "b", "c", "d")
-TITLES = {
-    "a": "typical chart, full prefetch (60 Observations, 10 medicines, 5 Conditions)",
-    "b": "large chart, full prefetch (2,000 Observations, 200 medicines, 50 Conditions)",
-    "c": "no relevant symptom (typical chart without fasciculation or cramp)",
-    "d": "prefetch absent: 5 keys fetched from a FHIR server adding 100 ms per response",
-}
-FETCHED_KEYS = ("conditions", "observations", "medicationStatements", "medicationRequests", "serviceRequests")
-
-
-def build(name: str, as_of: date, *, fhir_server_for_d: str = "http://127.0.0.1:8089/fhir/R4") -> Scenario:
-    builder = Builder(name, as_of, seed=ord(name))
-    if name == "a":
-        chart = typical_chart(builder, symptomatic=True)
-        return Scenario(name, TITLES[name], request_for(chart, builder))
+def build(name: str, as_of: date, index: int = 0, *, fhir_server_for_d: str = "http://127.0.0.1:8089/fhir/R4",
+          fhir_authorization: dict[str, Any] | None = None) -> Scenario:
+    """Patient number `index` of scenario `name`. Its patient id (and hookInstance) end in STAMP, except
+    in (d), whose patients live on the FHIR server under a fixed id (and whose request carries
+    `fhir_authorization`, the token for that server)."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}")
+    prefix = f"{name}{index:04d}"
+    patient_id = f"bench-{prefix}" + ("" if name == "d" else f"-{STAMP}")
+    hook_instance = f"b{ord(name):07x}-{index:04x}-4000-8000-{STAMP}"
+    maker = ChartMaker(patient_id, prefix, as_of, seed=ord(name) * 100_003 + index, quirks=name != "d")
     if name == "b":
-        chart = large_chart(builder)
-        return Scenario(name, TITLES[name], request_for(chart, builder))
-    if name == "c":
-        chart = typical_chart(builder, symptomatic=False)
-        return Scenario(name, TITLES[name], request_for(chart, builder))
+        return Scenario(name, index, TITLES[name], request_for(large_chart(maker), hook_instance))
+    chart = typical_chart(maker, symptomatic=name != "c")
     if name == "d":
-        chart = typical_chart(builder, symptomatic=True)
         supplied = tuple(key for key in PREFETCH_KEYS if key not in FETCHED_KEYS)
-        request = request_for(chart, builder, prefetch_keys=supplied, fhir_server=fhir_server_for_d)
-        return Scenario(name, TITLES[name], request, fhir_resources=chart.resources(), fetched_keys=FETCHED_KEYS)
-    raise ValueError(f"unknown scenario {name!r}")
+        request = request_for(chart, hook_instance, prefetch_keys=supplied, fhir_server=fhir_server_for_d)
+        if fhir_authorization:
+            request["fhirAuthorization"] = fhir_authorization
+        return Scenario(name, index, TITLES[name], request, fhir_resources=chart.resources(), fetched_keys=FETCHED_KEYS)
+    return Scenario(name, index, TITLES[name], request_for(chart, hook_instance))
+
+
+def build_set(name: str, as_of: date, count: int = DEFAULT_CHARTS, **kwargs: Any) -> Iterator[Scenario]:
+    for index in range(count):
+        yield build(name, as_of, index, **kwargs)
+
+
+def stamped(body: bytes, stamp: int) -> bytes:
+    """The body of one call: STAMP replaced by `stamp` as twelve hex digits (as bench/post.lua does)."""
+    return body.replace(STAMP_BYTES, f"{stamp:012x}".encode())
 
 
 def write(scenario: Scenario, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{scenario.name}.json"
+    path = directory / f"{scenario.name}-{scenario.index:04d}.json"
     path.write_bytes(orjson.dumps(scenario.request))
     return path
+
+
+@dataclass(frozen=True)
+class ChartSet:
+    """The request files of one scenario, and a manifest listing them (one path a line) for wrk."""
+
+    name: str
+    title: str
+    files: list[Path]
+    manifest: Path
+    fetched_keys: tuple[str, ...] = ()
+
+    @property
+    def sizes(self) -> list[int]:
+        return [path.stat().st_size for path in self.files]
+
+
+def write_set(name: str, as_of: date, count: int, directory: Path, *,
+              fhir_servers: list[tuple[str, Any]] | None = None, **kwargs: Any) -> ChartSet:
+    """Write `count` request files for scenario `name` (kwargs: as build()). For (d), fhir_servers
+    lists (base URL, load(resources)) pairs: patient i lives on server i modulo their number."""
+    files = []
+    fetched: tuple[str, ...] = ()
+    for index in range(count):
+        base, load = fhir_servers[index % len(fhir_servers)] if fhir_servers else (None, None)
+        scenario = build(name, as_of, index, **({"fhir_server_for_d": base} if base else {}), **kwargs)
+        files.append(write(scenario, directory / name))
+        fetched = scenario.fetched_keys
+        if load is not None and scenario.fhir_resources:
+            load(scenario.fhir_resources)
+    manifest = directory / f"{name}.manifest"
+    manifest.write_text("".join(f"{path}\n" for path in files))
+    return ChartSet(name, TITLES[name], files, manifest, fetched)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--charts", type=int, default=DEFAULT_CHARTS, help="patients per scenario")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--as-of", type=date.fromisoformat, default=datetime.now(UTC).date())
-    parser.add_argument("--fhir-server", default="http://127.0.0.1:8089/fhir/R4",
-                        help="fhirServer of scenario (d)")
+    parser.add_argument("--fhir-server", default="http://127.0.0.1:8089/fhir/R4", help="fhirServer of scenario (d)")
     args = parser.parse_args(argv)
-    for name in SCENARIOS:
-        scenario = build(name, args.as_of, fhir_server_for_d=args.fhir_server)
-        path = write(scenario, args.out)
-        print(f"{path}  {path.stat().st_size:>10,} bytes  {scenario.title}")
+    for name in args.scenarios.split(","):
+        chart_set = write_set(name, args.as_of, args.charts, args.out, fhir_server_for_d=args.fhir_server)
+        sizes = chart_set.sizes
+        print(f"{chart_set.manifest}  {len(sizes)} charts, {min(sizes):,}-{max(sizes):,} bytes  {chart_set.title}")
     return 0
 
 

@@ -1,12 +1,20 @@
--- wrk script: POST one request file, each request with its own pre-signed JWT (never reused).
+-- wrk script: POST a different patient's chart with every request, each with its own pre-signed JWT.
 --
---   wrk -t1 -c8 -d10s -s bench/post.lua http://127.0.0.1:PORT -- PATH BODY_FILE TOKENS_PREFIX RESULT_FILE [MAX]
+--   wrk -t1 -c8 -d10s -s bench/post.lua http://127.0.0.1:PORT -- PATH MANIFEST TOKENS_PREFIX RESULT_FILE RUN [MAX]
+--
+-- MANIFEST lists request files (one path a line: the charts of one scenario, bench/generate.py). Each
+-- request takes the next chart, round the list, and replaces every "@@@@@@@@@@@@" in it (the patient id
+-- and the hookInstance) with twelve hex digits of its own: RUN (0-4094, one per wrk run of a benchmark),
+-- the thread and the request's number. So no two requests of a benchmark send the same chart bytes, and
+-- nothing the server derives from one call can answer another.
 --
 -- Thread i (0-based) reads its tokens from TOKENS_PREFIX.i, one JWT per line, and sends token n with
 -- request n. When a thread runs out it stops (wrk.thread:stop()) and the result says so: a run whose
 -- tokens ran out is not a valid measurement, and the benchmark runner refuses it. TOKENS_PREFIX "-"
--- sends no Authorization header (the ceiling app checks none); then MAX, if given, bounds the requests
+-- sends no Authorization header (the ceiling apps check none); then MAX, if given, bounds the requests
 -- per thread the same way. done() writes the summary as JSON.
+
+local STAMP = "@@@@@@@@@@@@"
 
 local threads = {}
 local counter = 0
@@ -24,19 +32,39 @@ local function read_all(path)
    return data
 end
 
+-- A chart as the pieces between its stamps: table.concat(pieces, stamp) is the request body.
+local function split(data)
+   local pieces, start = {}, 1
+   while true do
+      local at = string.find(data, STAMP, start, true)
+      if at == nil then
+         pieces[#pieces + 1] = string.sub(data, start)
+         return pieces
+      end
+      pieces[#pieces + 1] = string.sub(data, start, at - 1)
+      start = at + #STAMP
+   end
+end
+
 -- globals, not locals: done() reads them from each thread with thread:get()
 tokens = {}
 used = 0
 exhausted = false
 result_path = nil
-local path, body, headers, use_tokens, max_requests
+local path, charts, headers, use_tokens, max_requests, run_id
 
 function init(args)
    path = args[1]
-   body = read_all(args[2])
+   charts = {}
+   for line in io.lines(args[2]) do
+      if #line > 0 then charts[#charts + 1] = split(read_all(line)) end
+   end
+   assert(#charts > 0, "no chart in " .. args[2])
    use_tokens = args[3] ~= "-"
    result_path = args[4]
-   max_requests = tonumber(args[5] or "0") or 0
+   run_id = tonumber(args[5])
+   assert(run_id and run_id >= 0 and run_id < 4095, "RUN must be 0-4094")
+   max_requests = tonumber(args[6] or "0") or 0
    if use_tokens then
       local file = assert(io.open(args[3] .. "." .. tostring(tid), "r"), "no token file for thread " .. tostring(tid))
       for line in file:lines() do
@@ -48,8 +76,8 @@ function init(args)
 end
 
 function request()
+   used = used + 1
    if use_tokens then
-      used = used + 1
       local token = tokens[used]
       if token == nil then
          used = used - 1
@@ -59,15 +87,14 @@ function request()
       else
          headers["Authorization"] = "Bearer " .. token
       end
-   else
-      used = used + 1
-      if max_requests > 0 and used > max_requests then
-         used = used - 1
-         exhausted = true
-         wrk.thread:stop()
-      end
+   elseif max_requests > 0 and used > max_requests then
+      used = used - 1
+      exhausted = true
+      wrk.thread:stop()
    end
-   return wrk.format("POST", path, headers, body)
+   local chart = charts[(run_id * 37 + used) % #charts + 1]
+   local stamp = string.format("%03x%01x%08x", run_id, tid % 16, used)
+   return wrk.format("POST", path, headers, table.concat(chart, stamp))
 end
 
 function done(summary, latency, requests)

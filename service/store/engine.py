@@ -4,9 +4,15 @@ DATABASE_URL unset: an SQLite file in CDS_DATA_DIR, the "embedded" store, migrat
 start. Otherwise PostgreSQL (psycopg 3) or an SQLite file or memory URL.
 
 SQLite is set up for several writer processes on one file: WAL journal (readers never block
-the writer), a 30 s busy timeout, `synchronous=FULL` (a committed row survives a power cut), and
-write transactions opened with BEGIN IMMEDIATE so two writers queue on the lock instead of
-failing with SQLITE_BUSY when one of them has read first.
+the writer), a 30 s busy timeout, and write transactions opened with BEGIN IMMEDIATE so two
+writers queue on the lock instead of failing with SQLITE_BUSY when one of them has read first.
+
+Durability (docs/operations.md, "Card log durability"): SQLite runs `synchronous=NORMAL` in WAL
+mode. A commit is in the WAL file, in the operating system's page cache, when the call returns: it
+survives the crash or kill of any process, the service's included; only a power loss or a kernel
+crash before the next WAL sync (at each checkpoint) can lose the last transactions, never corrupt
+the database. `FULL` would fsync the WAL on every commit. PostgreSQL keeps `synchronous_commit` on
+(its default): a session whose server default is `off` turns it back on when it connects.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ EMBEDDED_FILE_NAME = "fasciculation-cds.sqlite3"
 # Execution option: open this transaction for writing (SQLite: BEGIN IMMEDIATE).
 WRITE = {"fasciculation_cds_write": True}
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SQLITE_SYNCHRONOUS = "NORMAL"  # in WAL mode: survives a process crash; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,23 @@ def build_engine(target: DatabaseTarget) -> Engine:
         # PostgreSQL: READ COMMITTED, unique constraints and ON CONFLICT DO NOTHING give exactly-once rows.
         engine = create_engine(target.url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                                pool_recycle=1800, connect_args={"connect_timeout": 5})
+        _keep_commits_synchronous(engine)
     _dispose_pool_after_fork(engine)
     return engine
+
+
+def _keep_commits_synchronous(engine: Engine) -> None:
+    """A card answered is a card logged: a commit must be on the server's disk before it returns,
+    whatever the server's default. `off` is the one setting that returns earlier; `local`,
+    `remote_write`, `on` and `remote_apply` (synchronous replication) all wait for the local flush."""
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            row = cursor.fetchone()
+            if row is not None and row[0] == "off":
+                cursor.execute("SET synchronous_commit TO on")
+        dbapi_connection.commit()  # psycopg opened a transaction for SHOW; the pool expects none
 
 
 def _sqlite_engine(target: DatabaseTarget) -> Engine:
@@ -87,7 +109,7 @@ def _sqlite_engine(target: DatabaseTarget) -> Engine:
         cursor = dbapi_connection.cursor()
         if not target.in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, and_, case, delete, distinct, func, literal_column, select, text
+from sqlalchemy import (Connection, Engine, Insert, Table, TextClause, and_, bindparam, case, delete, distinct, func,
+                        literal_column, select, text)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,6 +26,22 @@ from service.store.models import CardFeedback, IssuedCard, SpentToken
 from service.store.write_turns import WriteTurns
 
 T = TypeVar("T")
+
+
+def _insert_ignoring_repeats(table: Table, columns: Sequence[str]) -> TextClause:
+    """INSERT ... ON CONFLICT DO NOTHING, spelt alike by SQLite and PostgreSQL, with typed parameters.
+
+    On the request path, so written as text: SQLAlchemy 2.0 gives the dialects' own insert() constructs
+    (which carry on_conflict_do_nothing) no cache key and compiles them again on every execution, which
+    cost a card-log write ~0.3 ms of CPU; a TextClause is compiled once. Only a unique constraint is
+    ignored (unlike SQLite's INSERT OR IGNORE), so any other violation still fails the write."""
+    return text(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+                "ON CONFLICT DO NOTHING").bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+
+
+_ISSUED_CARD_COLUMNS = ("card_uuid", "service_id", "topic_code", "topic_display", "knowledge_version",
+                        "hook_instance", "issued_at", "patient_key", "suggestion_ids")
+_INSERT_ISSUED_CARDS = _insert_ignoring_repeats(IssuedCard.__table__, _ISSUED_CARD_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -78,16 +95,13 @@ class Store:
     def record_issued_cards(self, rows: Sequence[IssuedCardRow]) -> None:
         if not rows:
             return
-        values = [{
-            "card_uuid": row.card_uuid, "service_id": row.service_id, "topic_code": row.topic_code,
-            "topic_display": row.topic_display, "knowledge_version": row.knowledge_version,
-            "hook_instance": row.hook_instance, "issued_at": row.issued_at, "patient_key": row.patient_key,
-            "suggestion_ids": list(row.suggestion_ids),
-        } for row in sorted(rows, key=lambda row: row.card_uuid)]
+        values = [{column: getattr(row, column) for column in _ISSUED_CARD_COLUMNS}
+                  | {"suggestion_ids": list(row.suggestion_ids)}  # a JSON array
+                  for row in sorted(rows, key=lambda row: row.card_uuid)]
 
         def write() -> None:
             with self._write() as connection:
-                connection.execute(self._insert_once(IssuedCard), values)
+                connection.execute(_INSERT_ISSUED_CARDS, values)
         _retrying(write)
 
     def record_feedback(self, service_id: str, rows: Sequence[FeedbackRow], received_at: datetime) -> FeedbackReceipt:

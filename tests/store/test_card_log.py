@@ -161,3 +161,26 @@ def test_the_card_log_write_costs_a_few_milliseconds(backend, tmp_path, request,
         print(f"\n[card log cost, {backend}] " + ", ".join(f"{k} {v} ms" for k, v in figures.items()))
     # "No more than a few milliseconds": generous bounds, so a busy CI machine does not flake.
     assert figures["write_p50"] < 10 and figures["read_p50"] < 10, figures
+
+
+def test_the_card_log_insert_is_compiled_once_not_on_every_call(tmp_path):
+    # The dialects' insert().on_conflict_do_nothing() has no cache key in SQLAlchemy 2.0: compiled on
+    # every call, it cost a write ~0.25 ms of CPU (docs/performance.md). The text statement is cached.
+    from sqlalchemy import event
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    assert sqlite.insert(IssuedCard).on_conflict_do_nothing()._generate_cache_key() is None
+    store = open_store(store_settings(tmp_path))
+    inserts = []
+    event.listen(store.engine, "after_cursor_execute",
+                 lambda conn, cursor, statement, params, context, many:
+                 inserts.append(context.cache_hit) if statement.startswith("INSERT") else None)
+    try:
+        for _ in range(3):
+            store.record_issued_cards([IssuedCardRow(
+                card_uuid=str(uuid.uuid4()), service_id=SERVICE_ID, topic_code="t", topic_display=None,
+                knowledge_version=None, hook_instance="h", issued_at=datetime.now(UTC), patient_key=None)])
+    finally:
+        store.close()
+    assert inserts[1:] == [CacheStats.CACHE_HIT] * 2

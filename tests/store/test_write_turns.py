@@ -52,6 +52,26 @@ def test_turns_never_overlap_across_threads_and_forked_processes(tmp_path):
 
 def test_an_in_memory_or_server_database_takes_no_lock():
     turns = WriteTurns(None)
-    with turns.turn(), turns.turn():  # nothing held: a nested turn does not wait
-        pass
+    inside = threading.Event()
+    leave = threading.Event()
+    entered: list[str] = []
+
+    def hold_a_turn() -> None:
+        with turns.turn():
+            inside.set()
+            leave.wait(10)
+
+    def nested_turns() -> None:
+        with turns.turn(), turns.turn():  # a lock taken here would wait for ever (or for `holder`)
+            entered.append("nested")
+
+    holder = threading.Thread(target=hold_a_turn, daemon=True)
+    holder.start()
+    assert inside.wait(10)
+    other = threading.Thread(target=nested_turns, daemon=True)  # while another thread is in its turn
+    other.start()
+    other.join(timeout=10)
+    leave.set()
+    holder.join(timeout=10)
+    assert entered == ["nested"] and not other.is_alive(), "a turn without a database file waited"
     turns.close()
