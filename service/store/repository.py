@@ -160,7 +160,7 @@ class Store:
         values = {"token_key": token_key, "expires_at": expires_at, "now": now}
 
         def write() -> bool:
-            with self._write(durable=False) as connection:
+            with self._write() as connection:
                 return connection.execute(self._spend_statement, values).first() is not None
         return _retrying(write)
 
@@ -239,26 +239,16 @@ class Store:
     # -- helpers --------------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self, *, durable: bool = True) -> Iterator[Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), committed when the block ends without error.
 
-        durable=False (SQLite): the commit skips its fsync (WAL with synchronous=NORMAL: still atomic and
-        consistent, but a power cut may lose the last commits). For records whose loss costs little and
-        whose fsync would cost every call some milliseconds: the spent jti values.
+        Every write has the store's durability (service/store/engine.py): on SQLite, WAL with
+        synchronous=NORMAL, so a commit survives any process crash and skips the fsync that only a
+        power cut would need; the card log and the spent jti values alike.
         """
-        relaxed = not durable and self.engine.dialect.name == "sqlite"
         with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection:
-            if relaxed:
-                connection.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with connection.begin():
-                    yield connection
-            finally:
-                if relaxed:
-                    try:
-                        connection.connection.driver_connection.execute("PRAGMA synchronous=FULL")
-                    except Exception:  # noqa: BLE001 - never hand a relaxed connection to the card log
-                        connection.invalidate()
+            with connection.begin():
+                yield connection
 
     def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
