@@ -82,7 +82,7 @@ def call_service(service_id: str) -> Response:
         _log_call(fields, started, status)
         raise
     metrics.count_cards(service.id, result.cards)
-    _log_call({**fields, "card_topics": list(result.topics), "prefetch": how,
+    _log_call({**fields, "card_topics": list(result.topics), "card_rules": list(result.rules), "prefetch": how,
                "skipped_resources": result.skipped_resources}, started, 200)
     return json_response({"cards": result.cards})
 
