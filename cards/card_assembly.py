@@ -36,7 +36,7 @@ def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: li
     `links` for the other cited references that have one, then the rest named at the foot of the detail.
     Rule ids never appear on the card (issue 13 item 11): they are in the review table and the logs."""
     t = ctx.texts
-    cited = cited_references(ctx, findings)
+    cited = cited_references(ctx, findings, topic)
     source_id = source_override or _primary(ctx, t.topic(topic, "source"), cited)
     source_ref = t.reference(source_id)
     source: dict[str, Any] = {"label": source_ref["label"]}
@@ -62,10 +62,13 @@ def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: li
     return card
 
 
-def cited_references(ctx: CardContext, findings: list[Finding]) -> list[str]:
-    """The references the fired rules cite, in order (the rule sources name them: "E13 NICE NG42 ...")."""
+def cited_references(ctx: CardContext, findings: list[Finding], topic: str | None = None) -> list[str]:
+    """The references the fired rules cite, in order (the rule sources name them: "E13 NICE NG42 ...").
+    A topic may list the references it shows (`links`, per locale: a UK quinine card never cites the FDA)."""
     known = ctx.knowledge.texts["references"]
-    found = [ref for f in findings for ref in _REFERENCE_ID.findall(f.source) if ref in known]
+    allowed = ctx.texts.topic(topic, "links") if topic and "links" in ctx.knowledge.texts["topics"][topic] else None
+    found = [ref for f in findings for ref in _REFERENCE_ID.findall(f.source)
+             if ref in known and (allowed is None or ref in allowed)]
     return list(dict.fromkeys(found))
 
 
