@@ -8,9 +8,9 @@ from datetime import date
 from typing import Any
 
 from cards.card_assembly import CardContext, assemble, why_lines
-from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, DATA_GAP, DIFFERENTIAL, REASSURANCE,
-                            TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
+from cards.findings import COMPRESSION, CRAMP_MANAGEMENT, DATA_GAP, DIFFERENTIAL, REASSURANCE, TREATMENT_OPTIONS, Finding
 from cards.render import number, safe
+from cards.view import MedicationUse
 
 Card = dict[str, Any]
 
@@ -24,9 +24,14 @@ def reassurance(findings: list[Finding], ctx: CardContext) -> list[Card]:
         return [assemble(ctx, topic, t.topic(topic, "summary", "repeat").format(date=day), "info",
                          [], [t.topic(topic, "repeat_detail").format(date=day)], findings)]
     advice = list(t.topic(topic, "points"))
+    anxiety = [f for finding in findings for f in finding.params.get("health_anxiety_findings", ())]
     if any(f.params.get("health_anxiety") for f in findings):
-        advice.insert(0, t.topic(topic, "health_anxiety_point"))
-    return [assemble(ctx, topic, t.topic(topic, "summary", "full"), "info", why_lines(ctx, findings), advice, findings)]
+        # One explanation, one card: the health-anxiety advice is here (issue 13 item 15).
+        advice = [t.topic(topic, "health_anxiety_point"), *t.topic(topic, "health_anxiety_points"), *advice]
+    # Never "a normal work-up" beside a value outside its range: a trivial CK rise is named (issue 13 item 14).
+    variant = "trivial_ck" if any(f.params.get("trivial_ck") for f in findings) else "full"
+    return [assemble(ctx, topic, t.topic(topic, "summary", variant), "info",
+                     why_lines(ctx, [*findings, *anxiety]), advice, [*findings, *anxiety])]
 
 
 def _recent_reassurance(given_on: date | None, ctx: CardContext) -> bool:
@@ -40,7 +45,8 @@ def treatment_options(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, TREATMENT_OPTIONS
     why = []
     for finding in findings:
-        for symptom, reason in zip(finding.data, finding.params["reasons"]):
+        symptoms = [item for item in finding.data if not isinstance(item, MedicationUse)]
+        for symptom, reason in zip(symptoms, finding.params["reasons"]):
             name = safe(symptom.display) if symptom.display else t.name("concepts", symptom.concept)
             started = symptom.onset_text or symptom.recorded_text or t.get("phrases", "unknown_date")
             line = t.topic(topic, "reasons", reason).format(
@@ -48,24 +54,34 @@ def treatment_options(findings: list[Finding], ctx: CardContext) -> list[Card]:
                 months=number(finding.params["months"]))
             if line not in why:  # the same symptom is often recorded at several visits
                 why.append(line)
-    advice = list(t.topic(topic, "points"))
-    if any(f.params.get("cramps") for f in findings):
-        advice.append(t.topic(topic, "cramp_point"))
-    if ctx.topics_present & {WORKUP_INCOMPLETE, ABNORMAL_RESULT}:
-        advice.insert(0, t.topic(topic, "pending_workup_point"))
-    return [assemble(ctx, topic, t.topic(topic, "summary", "default"), "info", why, advice, findings)]
+        why.extend(ctx.renderer.render(item) for item in finding.data if isinstance(item, MedicationUse))
+    current = [name for f in findings for name in f.params.get("current", ())]
+    if current:  # already on gabapentin, pregabalin or carbamazepine: never offered as new (issue 13 item 10)
+        names = " and ".join(dict.fromkeys(current))
+        summary = t.topic(topic, "summary", "already_treated").format(names=names)
+        advice = [point.format(names=names[:1].upper() + names[1:]) for point in t.topic(topic, "already_points")]
+    else:
+        summary = t.topic(topic, "summary", "default")
+        advice = list(t.topic(topic, "points"))
+        if any(f.params.get("cramps") for f in findings):
+            advice.append(t.topic(topic, "cramp_point"))
+    return [assemble(ctx, topic, summary, "info", why, advice, findings)]
 
 
 def cramp_management(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, CRAMP_MANAGEMENT
-    pregnant = any(f.kind == "pregnancy" for f in findings)
-    advice = list(t.topic(topic, "pregnancy_points" if pregnant else "points"))
-    diuretics = [m for f in findings for m in f.data if getattr(m, "classes", None)]
-    for medication in diuretics:
+    kind = findings[0].kind  # default | pregnancy | pregnancy_possible (one cramp rule fires)
+    pregnancy = kind != "default"
+    advice = list(t.topic(topic, "pregnancy_points" if pregnancy else "points"))
+    if kind == "pregnancy_possible":
+        advice.append(t.topic(topic, "pregnancy_possible_point"))
+    for medication in (m for f in findings for m in f.data if isinstance(m, MedicationUse)):
         advice.append(t.topic(topic, "diuretic_point").format(medicine=safe(medication.text)))
-    source = t.topic(topic, "source_pregnancy") if pregnant else None
-    return [assemble(ctx, topic, t.topic(topic, "summary", "pregnancy" if pregnant else "default"), "info",
-                     why_lines(ctx, findings), advice, findings, source_override=source)]
+    merged = [f for finding in findings for f in finding.params.get("restless_legs", ())]
+    # Restless legs on file: one card for the legs (issue 13 item 15), its point instead of the question.
+    advice.append(t.topic(topic, "rls_point" if merged else "night_point"))
+    return [assemble(ctx, topic, t.topic(topic, "summary", kind), "info",
+                     why_lines(ctx, [*findings, *merged]), advice, [*findings, *merged])]
 
 
 def compression(findings: list[Finding], ctx: CardContext) -> list[Card]:

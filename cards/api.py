@@ -27,6 +27,7 @@ class Review:
     topics: tuple[str, ...]
     skipped_resources: int  # resources the review reached and could not use (not JSON objects)
     view: PatientView  # for a chart without a trigger symptom, its findings only: nothing else is read
+    rules: tuple[str, ...] = ()  # ids of the rules behind the cards (for the logs: never on a card)
 
     @property
     def urgent(self) -> bool:
@@ -68,10 +69,11 @@ def review(resources: Iterable[Mapping[str, Any]], *, patient_id: str, now: date
     view = state.complete(gaps)
     if view.age_years is not None and view.age_years < knowledge.thresholds.adult_age_years:
         return Review(cards=[], topics=(), skipped_resources=view.skipped_resources, view=view)
-    findings = apply_precedence(run_rules(view, knowledge))
+    findings = apply_precedence(run_rules(view, knowledge), knowledge.thresholds.max_cards)
     texts = Texts(knowledge, options.locale)
     ctx = CardContext(view=view, knowledge=knowledge, texts=texts, renderer=DataPointRenderer(texts),
                       options=options, topics_present=frozenset(f.topic for f in findings))
     cards = build_cards(findings, ctx)
     topics = tuple(dict.fromkeys(card["source"]["topic"]["code"] for card in cards))
-    return Review(cards=cards, topics=topics, skipped_resources=view.skipped_resources, view=view)
+    return Review(cards=cards, topics=topics, skipped_resources=view.skipped_resources, view=view,
+                  rules=tuple(dict.fromkeys(finding.rule_id for finding in findings)))

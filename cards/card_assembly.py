@@ -16,7 +16,7 @@ TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
 SUMMARY_LIMIT = 139
 
 
-_REFERENCE_ID = re.compile(r"\b[ES]\d+\b")  # reference ids as rule sources cite them (E11, S4)
+_REFERENCE_ID = re.compile(r"\b(?:[ES]\d+|DQ)\b")  # reference ids as rule sources cite them (E11, S4, DQ)
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,23 @@ class CardContext:
 def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: list[str], advice: list[str],
              findings: list[Finding], *, suggestions: list[dict[str, Any]] | None = None,
              selection: str | None = None, source_override: str | None = None) -> dict[str, Any]:
+    """A card. Its source is the reference behind what it says, shown once: `source` (with its link), then
+    `links` for the other cited references that have one, then the rest named at the foot of the detail.
+    Rule ids never appear on the card (issue 13 item 11): they are in the review table and the logs."""
     t = ctx.texts
-    source_id = source_override or t.topic(topic, "source")
+    cited = cited_references(ctx, findings, topic)
+    source_id = source_override or _primary(ctx, t.topic(topic, "source"), cited)
     source_ref = t.reference(source_id)
     source: dict[str, Any] = {"label": source_ref["label"]}
     if source_ref.get("url"):
         source["url"] = source_ref["url"]
     source["topic"] = {"system": TOPIC_SYSTEM, "code": topic, "display": t.topic(topic, "display")}
+    linked = [ref for ref in cited if ref != source_id and t.reference(ref).get("url")]
+    unlinked = [ref for ref in cited if ref != source_id and not t.reference(ref).get("url")]
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
-        "detail": _detail(ctx, why, advice, findings),
+        "detail": _detail(ctx, why, advice, unlinked),
         "indicator": indicator,
         "source": source,
     }
@@ -50,10 +56,28 @@ def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: li
         card["suggestions"] = suggestions
         card["selectionBehavior"] = selection or "any"
     card["overrideReasons"] = _override_reasons(ctx, topic)
-    links = _links(ctx, topic, source_id, findings)
-    if links:
-        card["links"] = links
+    if linked:
+        card["links"] = [{"label": t.reference(ref)["label"], "url": t.reference(ref)["url"], "type": "absolute"}
+                         for ref in linked]
     return card
+
+
+def cited_references(ctx: CardContext, findings: list[Finding], topic: str | None = None) -> list[str]:
+    """The references the fired rules cite, in order (the rule sources name them: "E13 NICE NG42 ...").
+    A topic may list the references it shows (`links`, per locale: a UK quinine card never cites the FDA)."""
+    known = ctx.knowledge.texts["references"]
+    allowed = ctx.texts.topic(topic, "links") if topic and "links" in ctx.knowledge.texts["topics"][topic] else None
+    found = [ref for f in findings for ref in _REFERENCE_ID.findall(f.source)
+             if ref in known and (allowed is None or ref in allowed)]
+    return list(dict.fromkeys(found))
+
+
+def _primary(ctx: CardContext, topic_source: str, cited: list[str]) -> str:
+    """The topic's own reference when the rules cite it, else the first cited one with a link, else the
+    first cited: a card cites only what supports it (a stimulant card never cites a diuretic study)."""
+    if topic_source in cited or not cited:
+        return topic_source
+    return next((ref for ref in cited if ctx.texts.reference(ref).get("url")), cited[0])
 
 
 def why_lines(ctx: CardContext, findings: list[Finding]) -> list[str]:
@@ -75,17 +99,19 @@ def suggestion(label: str, description: str, resource: dict[str, Any], *, recomm
     return built
 
 
-def _detail(ctx: CardContext, why: list[str], advice: list[str], findings: list[Finding]) -> str:
+def _detail(ctx: CardContext, why: list[str], advice: list[str], unlinked: list[str]) -> str:
     t = ctx.texts
     sections = []
     if why:
         sections.append("\n".join([t.get("phrases", "why_heading"), *(f"- {line}" for line in why)]))
     if advice:
         sections.append("\n".join([t.get("phrases", "advice_heading"), *(f"- {line}" for line in advice)]))
-    rules = dict.fromkeys((f.rule_id, f.source) for f in findings)
-    lines = [f"- {t.fill('phrases', 'rule_line', rule_id=rule_id, source=source)}" for rule_id, source in rules]
-    sections.append("\n".join([t.get("phrases", "sources_heading"), *lines]))
-    sections.append(t.fill("phrases", "knowledge_line", version=ctx.knowledge.version))
+    version = ctx.knowledge.version
+    if unlinked:
+        names = "; ".join(t.reference(ref)["label"] for ref in unlinked)
+        sections.append(t.fill("phrases", "footer_with_sources", sources=names, version=version))
+    else:
+        sections.append(t.fill("phrases", "footer", version=version))
     return "\n\n".join(sections)
 
 
@@ -93,19 +119,3 @@ def _override_reasons(ctx: CardContext, topic: str) -> list[dict[str, str]]:
     reasons = ctx.knowledge.texts["override_reasons"]
     return [{"system": reasons["system"], "code": code, "display": reasons["codes"][code]}
             for code in ctx.texts.topic(topic, "override_reasons")]
-
-
-def _links(ctx: CardContext, topic: str, source_id: str, findings: list[Finding]) -> list[dict[str, str]]:
-    """The card's source, then those of the topic's reviewed links that the fired rules cite.
-
-    A potassium card should not point at the CK guideline just because both are abnormal results.
-    """
-    topic_links = ctx.texts.topic(topic, "links") if "links" in ctx.knowledge.texts["topics"][topic] else []
-    cited = {ref_id for f in findings for ref_id in _REFERENCE_ID.findall(f.source)}
-    ids = [source_id, *(ref_id for ref_id in topic_links if ref_id in cited)]
-    links = []
-    for ref_id in dict.fromkeys(ids):
-        ref = ctx.texts.reference(ref_id)
-        if ref.get("url"):
-            links.append({"label": ref["label"], "url": ref["url"], "type": "absolute"})
-    return links

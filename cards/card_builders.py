@@ -9,13 +9,14 @@ from typing import Any, Callable, Mapping
 
 from cards.advice_cards import compression, cramp_management, data_gap, differential, reassurance, treatment_options
 from cards.card_assembly import CardContext, assemble, suggestion, why_lines
+from cards.workup_card import workup_incomplete
 from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DATA_GAP, DIFFERENTIAL,
                             HEALTH_ANXIETY, MEDICATION_REVIEW, NEUROLOGY_REFERRAL, QUININE, REASSURANCE,
                             TOPIC_ORDER, TREATMENT_OPTIONS, WORKUP_INCOMPLETE, Finding)
 from cards.render import number, safe
+from cards.view import ClinicalFinding
 
 Card = dict[str, Any]
-SUGGESTED_STATUSES = ("missing", "unseen", "stale", "unusable")
 
 
 def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
@@ -32,8 +33,11 @@ def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
 # ---- neurology referral ---------------------------------------------------------------------------
 def neurology_referral(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, NEUROLOGY_REFERRAL
-    known_mnd = any(f.kind == "known_mnd" for f in findings)
-    critical = any(f.critical for f in findings)
+    kinds = {f.kind for f in findings}
+    known_mnd = "known_mnd" in kinds
+    critical = any(f.critical for f in findings)  # bulbar features, tongue fasciculation, suspected MND
+    bulbar = bool(kinds & {"bulbar", "tongue_fasciculation"})
+    index = ctx.view.has_index_symptom
     referral = ctx.view.has_active_order(ctx.knowledge.referral_order_codes)
     flags = [_red_flag_label(ctx, f) for f in findings]
     why = [f"{flag}: {'; '.join(ctx.renderer.render(item, f.params) for item in f.data)}" if f.data else flag
@@ -44,19 +48,25 @@ def neurology_referral(findings: list[Finding], ctx: CardContext) -> list[Card]:
         indicator, summary = ("warning" if others else "info"), t.topic(topic, "summary", "known_mnd")
         advice.append(t.topic(topic, "advice", "known_mnd"))
     elif critical:
-        indicator, summary = "critical", t.topic(topic, "summary", "critical")
-        advice.append(t.topic(topic, "advice", "critical"))
+        indicator = "critical"
+        variant = ("critical" if index else "critical_no_index") if bulbar else "suspected_mnd"
+        summary = t.topic(topic, "summary", variant)
+        if bulbar:
+            advice.append(t.topic(topic, "advice", "critical"))
+        if "suspected_mnd" in kinds:
+            advice.append(t.topic(topic, "advice", "suspected_mnd"))
     else:
         indicator = "warning"
-        summary = t.topic(topic, "summary", "already_referred" if referral else "warning")
+        summary = t.topic(topic, "summary", "already_referred" if referral else
+                          "warning" if index else "warning_no_index")
         advice.append(t.topic(topic, "advice", "warning"))
-    if any(f.kind == "ck_red_flag" for f in findings):
+    if "ck_red_flag" in kinds:
         advice.append(t.topic(topic, "advice", "ck"))
     suggestions = None
     if referral is not None and not known_mnd:
         advice.append(t.topic(topic, "advice", "already_referred").format(reference=safe(referral.evidence or "")))
     elif not known_mnd:
-        suggestions = [_referral_suggestion(ctx, findings, flags)]
+        suggestions = [_referral_suggestion(ctx, findings, flags, urgent=critical)]
     return [assemble(ctx, topic, summary, indicator, why, advice, findings,
                      suggestions=suggestions, selection="at-most-one")]
 
@@ -66,7 +76,10 @@ def _red_flag_label(ctx: CardContext, finding: Finding) -> str:
     return label.format(**{k: number(v) if isinstance(v, float) else v for k, v in finding.params.items()})
 
 
-def _referral_suggestion(ctx: CardContext, findings: list[Finding], flags: list[str]) -> dict[str, Any]:
+def _referral_suggestion(ctx: CardContext, findings: list[Finding], flags: list[str], *, urgent: bool) -> dict[str, Any]:
+    """The draft referral. When MND may be the cause (bulbar features, tongue fasciculation, a suspected
+    MND on file), NICE NG42 asks for referral without delay naming the suspicion: priority urgent, the
+    suspicion in reasonCode and in the note (issue 13 item 7)."""
     t, knowledge = ctx.texts, ctx.knowledge
     references = [ref for f in findings for ref in f.evidence_references]
     resource: dict[str, Any] = {
@@ -77,80 +90,24 @@ def _referral_suggestion(ctx: CardContext, findings: list[Finding], flags: list[
         "code": {"coding": [dict(knowledge.referral_order_code)]},
         "subject": {"reference": f"Patient/{ctx.view.patient_id}"},
     }
+    if urgent:
+        resource["priority"] = "urgent"
+        resource["reasonCode"] = [{"text": t.topic(NEUROLOGY_REFERRAL, "suggestion", "reason_urgent")}]
     if references:
         resource["reasonReference"] = [{"reference": ref} for ref in dict.fromkeys(references)]
-    resource["note"] = [{"text": t.topic(NEUROLOGY_REFERRAL, "suggestion", "note").format(flags="; ".join(flags))}]
-    return suggestion(t.topic(NEUROLOGY_REFERRAL, "suggestion", "label"),
-                      t.topic(NEUROLOGY_REFERRAL, "suggestion", "description"), resource, recommended=True)
+    note = "note_urgent" if urgent else "note" if ctx.view.has_index_symptom else "note_no_index"
+    named = [_with_findings(ctx, flag, f) for flag, f in zip(flags, findings)]
+    resource["note"] = [{"text": t.topic(NEUROLOGY_REFERRAL, "suggestion", note).format(flags="; ".join(named))}]
+    label = t.topic(NEUROLOGY_REFERRAL, "suggestion", "label_urgent" if urgent else "label")
+    return suggestion(label, t.topic(NEUROLOGY_REFERRAL, "suggestion", "description"), resource, recommended=True)
 
 
-# ---- work-up ----------------------------------------------------------------------------------------
-def workup_incomplete(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic = ctx.texts, WORKUP_INCOMPLETE
-    why, suggestions, to_order = [], [], []
-    for finding in findings:
-        key, status = finding.params["order"], finding.params["status"]
-        test = t.name("orders", key)
-        why.append(_status_line(ctx, finding, test))
-        if status in SUGGESTED_STATUSES:
-            to_order.append(test)
-            suggestions.append(_lab_suggestion(ctx, key, test))
-    notes = _workup_notes(ctx, findings)
-    statuses = {finding.params["status"] for finding in findings}
-    if suggestions:
-        variant = "unseen" if "unseen" in statuses else "missing"
-        summary = _bounded(t.topic(topic, "summary", variant).format(tests=", ".join(to_order)),
-                           t.topic(topic, "summary", "missing_generic"))
-    else:
-        summary = t.topic(topic, "summary", "unreadable" if "unreadable" in statuses else "pending")
-    advice = [t.topic(topic, "intro"), *notes]
-    return [assemble(ctx, topic, summary, "info", why, advice, findings,
-                     suggestions=suggestions or None, selection="any")]
-
-
-def _status_line(ctx: CardContext, finding: Finding, test: str) -> str:
-    status = finding.params["status"]
-    template = ctx.texts.topic(WORKUP_INCOMPLETE, "status", status)
-    item = finding.data[0] if finding.data else None
-    when = getattr(item, "effective_text", None) or getattr(item, "date_text", None) or \
-        ctx.texts.get("phrases", "unknown_date")
-    order = finding.data[-1] if status == "ordered" else None
-    line = template.format(test=test, date=when, months=number(finding.params["months"]),
-                           reference=safe(getattr(order, "evidence", None) or "ServiceRequest"),
-                           reason=safe(getattr(item, "reason", "")))
-    return line[:1].upper() + line[1:]
-
-
-def _workup_notes(ctx: CardContext, findings: list[Finding]) -> list[str]:
-    t, notes = ctx.texts, []
-    shortened = [f for f in findings if "short_window_medicine" in f.params]
-    if shortened:
-        medicine = shortened[0].params["short_window_medicine"]
-        moment = medicine.started_text if medicine.current else (medicine.ended_text or medicine.started_text)
-        notes.append(t.topic(WORKUP_INCOMPLETE, "short_window").format(
-            tests=", ".join(t.name("orders", f.params["order"]) for f in shortened),
-            months=number(shortened[0].params["months"]), medicine=safe(medicine.text),
-            date=moment or t.get("phrases", "recently")))
-    for finding in findings:
-        if "reason_medicine" in finding.params:
-            notes.append(t.topic(WORKUP_INCOMPLETE, "magnesium_reason").format(
-                medicine=safe(finding.params["reason_medicine"].text)))
-    return notes
-
-
-def _lab_suggestion(ctx: CardContext, order_key: str, test: str) -> dict[str, Any]:
-    t, knowledge = ctx.texts, ctx.knowledge
-    resource = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "category": [{"coding": [dict(knowledge.lab_order_category)]}],
-        "code": {"coding": [dict(knowledge.orders[order_key].coding)]},
-        "subject": {"reference": f"Patient/{ctx.view.patient_id}"},
-    }
-    return suggestion(t.topic(WORKUP_INCOMPLETE, "suggestion", "label").format(test=test),
-                      t.topic(WORKUP_INCOMPLETE, "suggestion", "description").format(
-                          test_long=t.name("orders_long", order_key)), resource)
+def _with_findings(ctx: CardContext, flag: str, finding: Finding) -> str:
+    """A red flag as the referral note states it: the flag and what was recorded ("Bulbar or respiratory
+    feature (Dysphagia)")."""
+    names = [safe(item.display) if item.display else ctx.texts.name("concepts", item.concept)
+             for item in finding.data if isinstance(item, ClinicalFinding)]
+    return f"{flag} ({', '.join(dict.fromkeys(names))})" if names else flag
 
 
 # ---- abnormal results ----------------------------------------------------------------------------
@@ -159,19 +116,19 @@ _ITEM_OF_KIND = {"low_tsh_overt": "low_tsh", "low_tsh_subclinical": "low_tsh", "
 
 
 def abnormal_result(findings: list[Finding], ctx: CardContext) -> list[Card]:
+    """Every result outside its range, with what it may mean. A warning when any is a cause of twitching or
+    cramp or needs prompt action; otherwise (notes only) informational. Either way reassurance waits."""
     t, topic = ctx.texts, ABNORMAL_RESULT
     items = [t.topic(topic, "item_names", _ITEM_OF_KIND.get(f.kind, f.kind)) for f in findings]
+    warning = any(f.params.get("level", "warning") == "warning" for f in findings)
     if len(findings) == 1:
-        summary = t.topic(topic, "summary", "one").format(items=items[0])
+        summary = t.topic(topic, "summary", "one" if warning else "one_note").format(items=items[0])
     else:
         summary = t.topic(topic, "summary", "many").format(count=len(findings), items=", ".join(items))
     summary = _bounded(summary, t.topic(topic, "summary", "generic"))
-    advice = []
-    for finding in findings:
-        advice.append(t.topic(topic, "explanations", finding.kind))
-        if finding.params.get("red_flag"):
-            advice.append(t.topic(topic, "explanations", "ck_red_flag"))
-    return [assemble(ctx, topic, summary, "warning", why_lines(ctx, findings), advice, findings)]
+    advice = list(dict.fromkeys(t.topic(topic, "explanations", finding.kind) for finding in findings))
+    return [assemble(ctx, topic, summary, "warning" if warning else "info", why_lines(ctx, findings), advice,
+                     findings)]
 
 
 # ---- medicines ------------------------------------------------------------------------------------
@@ -179,10 +136,11 @@ def medication_review(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, MEDICATION_REVIEW
     # A medicine known only by its class (a combination ATC code) is named by its own text.
     names = list(dict.fromkeys(name for f in findings for m in f.data for name in (m.ingredients or (m.text,))))
+    reviews = {t.topic(topic, "review")[f.kind] for f in findings}
     if all(f.kind == "systemic_corticosteroid_taper" for f in findings):
         summary = t.topic(topic, "summary", "steroid_taper")
     elif len(names) == 1:
-        summary = t.topic(topic, "summary", "one").format(names=names[0])
+        summary = t.topic(topic, "summary", "one_dose" if reviews == {"dose"} else "one_need").format(names=names[0])
     else:
         summary = t.topic(topic, "summary", "many").format(count=len(names), names=", ".join(names))
     summary = _bounded(summary, t.topic(topic, "summary", "generic"))
@@ -198,10 +156,7 @@ def medication_review(findings: list[Finding], ctx: CardContext) -> list[Card]:
             **{k: number(v) for k, v in finding.params.items() if isinstance(v, (int, float))})
         if text not in advice:
             advice.append(text)
-    kinds = {f.kind for f in findings}
-    sources = {t.topic(topic, "source_when_only").get(kind) for kind in kinds}
-    source = sources.pop() if len(sources) == 1 else None
-    return [assemble(ctx, topic, summary, "info", why, advice, findings, source_override=source)]
+    return [assemble(ctx, topic, summary, "info", why, advice, findings)]
 
 
 def _static_card(topic: str, indicator: str) -> Callable[[list[Finding], CardContext], list[Card]]:

@@ -24,9 +24,10 @@ CRAMP_MANAGEMENT = "cramp-management"
 HEALTH_ANXIETY = "health-anxiety"
 DIFFERENTIAL = "differential"
 
-# Display order of cards: the most urgent first, reassurance last.
+# Display order of cards: the most urgent first, reassurance (and its treatment options) last.
+# Treatment options appear only beside reassurance, and read after it: reassure first, drugs second.
 TOPIC_ORDER = (NEUROLOGY_REFERRAL, ABNORMAL_RESULT, DATA_GAP, WORKUP_INCOMPLETE, MEDICATION_REVIEW, QUININE, COMPRESSION,
-               CYCLOBENZAPRINE, HEALTH_ANXIETY, TREATMENT_OPTIONS, CRAMP_MANAGEMENT, DIFFERENTIAL, REASSURANCE)
+               CYCLOBENZAPRINE, HEALTH_ANXIETY, CRAMP_MANAGEMENT, DIFFERENTIAL, REASSURANCE, TREATMENT_OPTIONS)
 
 
 @dataclass(frozen=True)

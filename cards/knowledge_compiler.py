@@ -9,7 +9,9 @@ from cards.knowledge_icd import expand
 from cards.knowledge_medicines import compile_medicines
 from cards.knowledge_model import (ICD_SYSTEMS, TRIGGER_GROUPS, Analyte, CodeKey, Concept, Knowledge, KnowledgeError,
                                    LabCode, Order, Thresholds, bare_code, dotted_icd, normalise_text, normalise_uri)
-from cards.knowledge_orders import compile_orders, name_pattern
+from cards.knowledge_findings import compile_text_cues
+from cards.knowledge_labs import compile_out_of_range, compile_range_sexes
+from cards.knowledge_orders import check_order_sets, compile_orders, name_pattern
 
 FILE_NAMES = {"settings": "settings.yaml", "findings": "findings.yaml", "labs": "labs.yaml",
               "medications": "medications.yaml", "drug_products": "drug_products.yaml",
@@ -45,7 +47,9 @@ class Compiler:
         analytes, lab_codes = self._analytes(labs)
         orders = self._orders(labs, analytes)
         medicines = compile_medicines(self, meds, products)
-        covers_by_code, covers_by_name = compile_orders(self, order_codes, orders, set(analytes))
+        compiled_orders = compile_orders(self, order_codes, orders, set(analytes), self.uri_by_system)
+        check_order_sets(self, labs["workup"]["order_sets"], compiled_orders, set(orders))
+        range_sex_codes, range_sex_words = compile_range_sexes(self, labs)
         self._check_cross_references(thresholds, labs, meds, analytes, concepts)
         self._check_texts(texts, concepts, analytes, orders, meds)
         pregnancy = findings["pregnancy_status"]
@@ -68,15 +72,24 @@ class Compiler:
             pregnancy_max_age_days=int(pregnancy["max_age_days"]),
             referral_order_codes=self._keys("findings", "neurology_referral_orders",
                                             findings["neurology_referral_orders"]),
+            text_cues=compile_text_cues(self, findings),
             analytes=MappingProxyType(analytes),
             lab_codes=MappingProxyType(lab_codes),
             panel_codes=self._keys("labs", "panels", labs["panels"]),
             unit_aliases=MappingProxyType(dict(labs["unit_aliases"])),
             orders=MappingProxyType(orders),
-            order_covers_by_code=MappingProxyType(covers_by_code),
-            order_names=name_pattern(covers_by_name),
-            order_covers_by_name=MappingProxyType(covers_by_name),
+            order_covers_by_code=MappingProxyType(compiled_orders.covers_by_code),
+            order_names=name_pattern(compiled_orders.covers_by_name),
+            order_covers_by_name=MappingProxyType(compiled_orders.covers_by_name),
             required_orders=tuple(labs["workup"]["required_orders"]),
+            order_neutral_words=compiled_orders.neutral_words,
+            order_sets=MappingProxyType({locale: MappingProxyType(dict(chosen))
+                                         for locale, chosen in labs["workup"]["order_sets"].items()}),
+            orderable_covers=MappingProxyType(compiled_orders.orderable_covers),
+            orderable_suggestions=MappingProxyType(compiled_orders.suggestions),
+            range_sex_codes=range_sex_codes,
+            range_sex_words=range_sex_words,
+            out_of_range=compile_out_of_range(self, labs, analytes),
             magnesium_classes=frozenset(labs["workup"]["magnesium_when_current_class"]),
             lab_order_category=self._coding("labs", "lab_order_category", labs["lab_order_category"]),
             referral_order_category=self._coding("labs", "referral_order_category", labs["referral_order_category"]),
@@ -228,7 +241,7 @@ class Compiler:
             self._require(url is None or url.startswith("https://"), "texts", f"references.{ref_id}.url",
                           "must be an absolute https URL")
         for topic, entry in texts["topics"].items():
-            for field in ("source", "links", "source_when_only", "source_pregnancy"):
+            for field in ("source", "links"):
                 value = entry.get(field)
                 ids = [] if value is None else _flatten(value)
                 for ref_id in ids:
@@ -238,9 +251,13 @@ class Compiler:
                               f"topics.{topic}.override_reasons", f"unknown override reason {reason!r}")
         names = texts["names"]
         for table, keys in (("analytes", analytes), ("orders", orders), ("orders_long", orders),
-                            ("classes", meds["classes"]), ("concepts", concepts)):
+                            ("classes", meds["classes"]), ("concepts", concepts),
+                            ("orderables", self._suggestible()), ("orderables_long", self._suggestible())):
             for key in keys:
                 self._require(key in names[table], "texts", f"names.{table}", f"no name for {key!r}")
+
+    def _suggestible(self) -> list[str]:
+        return [key for key, entry in self.raw["order_codes"]["orderables"].items() if "suggest" in entry]
 
     def _finding_codes(self, concepts, findings, lab_codes) -> tuple[str, ...]:
         # Only SNOMED codes: symptoms recorded as Observations are SNOMED-coded; ICD-10 codes and

@@ -29,6 +29,7 @@ class Thresholds:
     albumin_correction_mmol_per_g: float
     albumin_max_gap_days: int
     thyroid_pair_max_gap_days: int
+    max_cards: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Knowledge:
     pregnancy_positive_codes: frozenset[CodeKey]
     pregnancy_max_age_days: int
     referral_order_codes: frozenset[CodeKey]
+    text_cues: Any  # knowledge_findings.TextCues: negation, "widespread", body regions
     # labs
     analytes: Mapping[str, Analyte]
     lab_codes: Mapping[CodeKey, LabCode]
@@ -113,6 +115,13 @@ class Knowledge:
     order_names: re.Pattern[str]
     order_covers_by_name: Mapping[str, frozenset[str]]
     required_orders: tuple[str, ...]
+    order_neutral_words: frozenset[str]  # words an order's text may hold besides a test name
+    order_sets: Mapping[str, Mapping[str, str]]  # locale -> work-up order -> orderable suggested for it
+    orderable_covers: Mapping[str, frozenset[str]]  # orderable -> work-up orders it provides
+    orderable_suggestions: Mapping[str, Mapping[str, Any]]  # orderable -> ServiceRequest.code JSON
+    range_sex_codes: Mapping[CodeKey, str]  # referenceRange.appliesTo code -> male | female
+    range_sex_words: Mapping[str, str]
+    out_of_range: Mapping[tuple[str, str], str]  # (analyte group, low | high) -> warning | note
     magnesium_classes: frozenset[str]
     lab_order_category: Mapping[str, str]
     referral_order_category: Mapping[str, str]

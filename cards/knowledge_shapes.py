@@ -31,6 +31,7 @@ SETTINGS = {
         "albumin_correction_mmol_per_g": NUMBER,
         "albumin_max_gap_days": NUMBER,
         "thyroid_pair_max_gap_days": NUMBER,
+        "max_cards": NUMBER,
     },
     "recency_policies": MapOf({"months?": NUMBER, "applies_when_active?": bool}, 1),
 }
@@ -47,6 +48,13 @@ FINDINGS = {
     "severity": ListOf({**CODE, "level": Enum("mild", "moderate", "severe")}, 1),
     "tongue_body_site": {"codes": ListOf(CODE), "words": ListOf(str)},
     "negative_values": {"codes": ListOf(CODE), "words": ListOf(str)},
+    "negation": {"leading": ListOf(str, 1), "fillers": ListOf(str), "trailing": ListOf(str, 1), "breakers": ListOf(str)},
+    "widespread": {"codes": ListOf(CODE), "words": ListOf(str, 1)},
+    "body_regions": {
+        "laterality": {"codes": ListOf(CODE), "words": ListOf(str)},
+        "ignore_words": ListOf(str),
+        "regions": MapOf({"words": ListOf(str, 1), "codes": ListOf(CODE)}, 1),
+    },
     "pregnancy_status": {
         "observation_codes": ListOf(CODE, 1),
         "positive_values": ListOf(CODE, 1),
@@ -71,7 +79,10 @@ LABS = {
         "components": ListOf(ListOf(str, 1), 1),
     }, 1),
     "panels": ListOf(CODE),
-    "workup": {"required_orders": ListOf(str, 1), "magnesium_when_current_class": ListOf(str)},
+    "reference_range_sex": MapOf({"codes": ListOf(CODE), "words": ListOf(str)}, 1),
+    "out_of_range": MapOf(MapOf({"level": Enum("warning", "note"), "source": str}, 1), 1),
+    "workup": {"required_orders": ListOf(str, 1), "magnesium_when_current_class": ListOf(str),
+               "order_sets": MapOf(MapOf(str, 1), 1)},
     "lab_order_category": CODE,
     "referral_order_category": CODE,
     "referral_order_code": CODE,
@@ -102,9 +113,12 @@ DRUG_PRODUCTS = {
     "brand_names": MapOf(ListOf(str, 1)),
 }
 
+SUGGEST = AnyOf({"system": str, "code": str, "display?": str}, {"text": str})
 ORDER_CODES = {
+    "neutral_words": ListOf(str),
     "orderables": MapOf({"display": str, "locales": ListOf(Enum(*LOCALES), 1), "analytes": ListOf(str, 1),
-                         "covers": ListOf(str), "note?": str, "codes": ListOf(CODE), "names": ListOf(str)}, 1),
+                         "covers": ListOf(str), "note?": str, "codes": ListOf(CODE), "names": ListOf(str),
+                         "suggest?": SUGGEST}, 1),
 }
 
 # ---- texts.yaml -------------------------------------------------------------------------------------
@@ -126,16 +140,18 @@ def _topic(summary: dict, **extra: object) -> dict:
 
 TOPICS = {
     "neurology-referral": _topic(
-        {"warning": TEXT, "critical": TEXT, "already_referred": TEXT, "known_mnd": TEXT},
+        {"warning": TEXT, "warning_no_index": TEXT, "critical": TEXT, "critical_no_index": TEXT,
+         "suspected_mnd": TEXT, "already_referred": TEXT, "known_mnd": TEXT},
         red_flags={
-            "weakness": TEXT, "wasting": TEXT, "florid_severe": TEXT, "florid_sites": Template("count"),
-            "severe_cramp_with_fasciculation": TEXT, "severe_cramp": TEXT, "bulbar": TEXT,
-            "tongue_fasciculation": TEXT, "myotonia": TEXT, "myokymia_with_other": TEXT,
-            "ck_red_flag": Template("ratio"), "known_mnd": TEXT,
+            "weakness": TEXT, "paralysis": TEXT, "wasting": TEXT, "florid_severe": TEXT, "florid_widespread": TEXT,
+            "florid_sites": Template("count"), "severe_cramp_with_fasciculation": TEXT, "severe_cramp": TEXT,
+            "bulbar": TEXT, "tongue_fasciculation": TEXT, "myotonia": TEXT, "myokymia_with_other": TEXT,
+            "ck_red_flag": Template("threshold"), "suspected_mnd": TEXT, "known_mnd": TEXT,
         },
-        advice={"warning": TEXT, "critical": TEXT, "ck": TEXT, "already_referred": Template("reference"),
-                "known_mnd": TEXT},
-        suggestion={"label": TEXT, "description": TEXT, "note": Template("flags")},
+        advice={"warning": TEXT, "critical": TEXT, "suspected_mnd": TEXT, "ck": TEXT,
+                "already_referred": Template("reference"), "known_mnd": TEXT},
+        suggestion={"label": TEXT, "label_urgent": TEXT, "description": TEXT, "note": Template("flags"),
+                    "note_no_index": Template("flags"), "note_urgent": Template("flags"), "reason_urgent": TEXT},
     ),
     "workup-incomplete": _topic(
         {"missing": Template("tests"), "missing_generic": TEXT, "unseen": Template("tests"), "pending": TEXT,
@@ -143,22 +159,31 @@ TOPICS = {
         intro=TEXT,
         status={
             "missing": Template("test"), "unseen": Template("test"), "stale": Template("test", "date", "months"),
+            "stale_abnormal": Template("test", "result", "months"), "stale_red_flag": Template("test", "result", "months"),
             "unreadable": Template("test", "date", "reason"),
             "unusable": Template("test", "date"), "preliminary": Template("test", "date"),
             "ordered": Template("test", "reference"),
         },
+        parts={
+            "missing": Template("names"), "unseen": Template("names"), "stale": Template("names", "months", "date"),
+            "unusable": Template("names", "date"), "unreadable": Template("names", "date", "reason"),
+            "preliminary": Template("names", "date"), "present": Template("results"),
+        },
+        panel_line=Template("test", "parts"),
+        included=Template("line", "orderable"),
         short_window=Template("tests", "months", "medicine", "date"),
         magnesium_reason=Template("medicine"),
         suggestion={"label": Template("test"), "description": Template("test_long")},
     ),
     "abnormal-result": _topic(
-        {"one": Template("items"), "many": Template("count", "items"), "generic": TEXT},
+        {"one": Template("items"), "one_note": Template("items"), "many": Template("count", "items"), "generic": TEXT},
         item_names=MapOf(TEXT, 1),
         explanations=MapOf(TEXT, 1),
     ),
     "medication-review": _topic(
-        {"one": Template("names"), "many": Template("count", "names"), "generic": TEXT, "steroid_taper": TEXT},
-        source_when_only=MapOf(str, 1),
+        {"one_need": Template("names"), "one_dose": Template("names"), "many": Template("count", "names"),
+         "generic": TEXT, "steroid_taper": TEXT},
+        review=MapOf(Enum("need", "dose"), 1),
         explanations={
             "diuretic": TEXT, "stimulant": TEXT, "systemic_corticosteroid_high_dose": Template("dose"),
             "systemic_corticosteroid_taper": Template("days"), "beta2_agonist": TEXT,
@@ -166,13 +191,15 @@ TOPICS = {
         },
     ),
     "reassurance": _topic(
-        {"full": TEXT, "repeat": Template("date")},
-        points=POINTS, health_anxiety_point=TEXT, repeat_detail=Template("date"), complete_workup=TEXT,
+        {"full": TEXT, "trivial_ck": TEXT, "repeat": Template("date")},
+        points=POINTS, health_anxiety_point=TEXT, health_anxiety_points=POINTS, repeat_detail=Template("date"),
+        complete_workup=TEXT,
     ),
     "treatment-options": _topic(
-        {"default": TEXT},
+        {"default": TEXT, "already_treated": Template("names")},
         reasons={"severity": Template("name", "severity"), "duration": Template("name", "date", "months")},
-        points=POINTS, cramp_point=TEXT, pending_workup_point=TEXT,
+        points=POINTS, cramp_point=TEXT,
+        already_points=Localised(ListOf(Template("names"), 1)),
     ),
     "cyclobenzaprine-not-indicated": _topic({"default": TEXT}, points=POINTS),
     "quinine-caution": _topic({"default": TEXT}, points=POINTS),
@@ -181,8 +208,9 @@ TOPICS = {
         points=Localised(ListOf(Template("threshold"), 1)),
     ),
     "cramp-management": _topic(
-        {"default": TEXT, "pregnancy": TEXT},
-        points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), source_pregnancy=str,
+        {"default": TEXT, "pregnancy": TEXT, "pregnancy_possible": TEXT},
+        points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), night_point=TEXT, rls_point=TEXT,
+        pregnancy_possible_point=TEXT,
     ),
     "data-gap": _topic({"not_fetched": TEXT, "unreadable": TEXT, "orders_only": TEXT}, points=POINTS,
                        orders_points=POINTS),
@@ -199,7 +227,8 @@ TEXTS = {
     "references": MapOf({"label": str, "url?": str}, 1),
     "override_reasons": {"system": str, "codes": MapOf(str, 1)},
     "names": {
-        "analytes": NAME_TABLE, "orders": NAME_TABLE, "orders_long": NAME_TABLE, "classes": NAME_TABLE,
+        "analytes": NAME_TABLE, "orders": NAME_TABLE, "orders_long": NAME_TABLE, "orderables": NAME_TABLE,
+        "orderables_long": NAME_TABLE, "classes": NAME_TABLE,
         "diuretic_subclasses": NAME_TABLE, "concepts": NAME_TABLE, "systems": NAME_TABLE, "severity": NAME_TABLE,
         "domains": NAME_TABLE,
         # A unit may display as nothing (a dimensionless ratio).
@@ -213,6 +242,13 @@ TEXTS = {
         "lab_range_low_only": Template("low"),
         "lab_range_high_only": Template("high"),
         "lab_range_default": Template("low", "high"),
+        "lab_range_sex": Template("low", "high", "sex"),
+        "lab_range_filled": Template("low", "high", "bound"),
+        "bound_high": TEXT, "bound_low": TEXT, "sex_male": TEXT, "sex_female": TEXT,
+        "lab_in_si": Template("original_value", "original_unit"),
+        "lab_preliminary_newer": Template("date"),
+        "lab_ck_trivial": Template("ratio"),
+        "finding_suspected": Template("status"),
         "lab_preliminary": TEXT,
         "lab_interpretation": Template("flag"),
         "lab_ck_ratio": Template("ratio"),
@@ -237,13 +273,12 @@ TEXTS = {
         "unreadable_other": Template("resource", "date", "reason", "reference"),
         "gap_not_obtained": Template("what", "detail"),
         "gap_incomplete": Template("what", "detail"),
-        "rule_line": Template("rule_id", "source"),
-        "knowledge_line": Template("version"),
+        "footer": Template("version"),
+        "footer_with_sources": Template("sources", "version"),
         "unknown_date": TEXT,
         "recently": TEXT,
         "why_heading": TEXT,
         "advice_heading": TEXT,
-        "sources_heading": TEXT,
     },
     "topics": TOPICS,
 }

@@ -52,6 +52,12 @@ def safe(text: Any) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", value)
 
 
+def _round(value: float) -> float:
+    """A bound converted back to the reported unit, to the precision laboratories print it with."""
+    magnitude = abs(value)
+    return round(value, 2 if magnitude < 10 else 1 if magnitude < 100 else 0)
+
+
 def number(value: float, decimals: int | None = None) -> str:
     if decimals is not None:
         text = f"{value:.{decimals}f}"
@@ -86,16 +92,28 @@ class DataPointRenderer:
         return safe(item)
 
     def lab(self, result: LabResult, params: Mapping[str, Any]) -> str:
+        """One result. US: the unit the laboratory reported first, SI second; UK: SI first (issue 13 item 14).
+        A CK above the upper limit but at most 1.5x it is called a trivial rise, never listed as normal."""
         t = self.texts
         decimals = self.knowledge.analytes[result.analyte].decimals
+        converted = result.original_unit is not None and result.original_unit != result.unit \
+            and result.original_value not in (None, 0)
+        reported_first = converted and t.locale == "US"
+        if reported_first:
+            scale = result.original_value / result.value if result.value else None
+            value, unit, bound_decimals = result.original_value, result.original_unit, None
+        else:
+            scale, value, unit, bound_decimals = 1.0, result.value, result.unit, decimals
         line = t.fill("phrases", "lab", name=t.name("analytes", result.analyte),
-                      value=(result.comparator or "") + number(result.value, decimals), unit=t.unit(result.unit),
-                      date=result.effective_text or t.get("phrases", "unknown_date")).replace("  ", " ")
+                      value=(result.comparator or "") + number(value, None if reported_first else decimals),
+                      unit=t.unit(unit), date=result.effective_text or t.get("phrases", "unknown_date")).replace("  ", " ")
         details = []
-        if result.original_unit is not None and result.original_unit != result.unit:
-            details.append(t.fill("phrases", "lab_converted", original_value=number(result.original_value),
-                                  original_unit=t.unit(result.original_unit)))
-        reference = self._range(result, decimals)
+        if converted:
+            other = (number(result.value, decimals), t.unit(result.unit)) if reported_first else \
+                (number(result.original_value), t.unit(result.original_unit))
+            details.append(t.fill("phrases", "lab_in_si" if reported_first else "lab_converted",
+                                  original_value=other[0], original_unit=other[1]))
+        reference = self._range(result, scale, bound_decimals) if scale else ""
         if reference:
             details.append(reference)
         if result.interpretation in ("low", "high"):
@@ -105,20 +123,52 @@ class DataPointRenderer:
             line += t.fill("phrases", "lab_details", details="; ".join(details))
         if result.preliminary:
             line += t.get("phrases", "lab_preliminary")
-        if result.analyte == "ck" and params.get("ratio") is not None:
-            line += t.fill("phrases", "lab_ck_ratio", ratio=number(params["ratio"], 1))
+            if result.older_final is not None:
+                line += t.fill("phrases", "lab_preliminary_newer", date=result.older_final.effective_text
+                               or t.get("phrases", "unknown_date"))
+        line += self._ck(result, params)
         if result.analyte == "calcium_total" and params.get("corrected") is not None:
             line += t.fill("phrases", "lab_corrected_calcium", albumin=number(params["albumin"], 0),
                            corrected=number(params["corrected"], 2))
         return line
 
-    def _range(self, result: LabResult, decimals: int) -> str:
+    def short(self, result: LabResult) -> str:
+        """"Potassium 3.1 mmol/L": the value only, in the unit the locale reads first."""
         t = self.texts
-        low = None if result.low is None else number(result.low, decimals)
-        high = None if result.high is None else number(result.high, decimals)
+        decimals = self.knowledge.analytes[result.analyte].decimals
+        reported = result.original_unit is not None and result.original_unit != result.unit and t.locale == "US"
+        value = number(result.original_value) if reported else number(result.value, decimals)
+        unit = t.unit(result.original_unit if reported else result.unit)
+        return f"{t.name('analytes', result.analyte)} {(result.comparator or '')}{value} {unit}".rstrip()
+
+    def _ck(self, result: LabResult, params: Mapping[str, Any]) -> str:
+        if result.analyte != "ck" or not result.high or result.interpretation == "normal":
+            return ""
+        ratio = result.value / result.high
+        if params.get("ratio") is not None or ratio > self.knowledge.thresholds.ck_abnormal_ratio_above:
+            return self.texts.fill("phrases", "lab_ck_ratio", ratio=number(round(ratio, 1), 1))
+        if result.direction == "high":  # above the limit, at most 1.5x: trivial (S4), said as such
+            return self.texts.fill("phrases", "lab_ck_trivial", ratio=number(round(ratio, 1), 1))
+        return ""
+
+    def _range(self, result: LabResult, scale: float, decimals: int | None) -> str:
+        t = self.texts
+
+        def shown(bound: float | None) -> str | None:
+            return None if bound is None else number(_round(bound * scale) if decimals is None else bound * scale,
+                                                      decimals)
+
+        low, high = shown(result.low), shown(result.high)
         if low is not None and high is not None:
-            key = "lab_range_default" if result.range_source == "default" else "lab_range"
-            return t.fill("phrases", key, low=low, high=high)
+            if result.range_filled:
+                key = "lab_range_filled"
+            elif result.range_sex:
+                key = "lab_range_sex"
+            else:
+                key = "lab_range_default" if result.range_source == "default" else "lab_range"
+            return t.fill("phrases", key, low=low, high=high, bound=t.get("phrases", f"bound_{result.range_filled}")
+                          if result.range_filled else "", sex=t.get("phrases", f"sex_{result.range_sex}")
+                          if result.range_sex else "")
         if low is not None:
             return t.fill("phrases", "lab_range_low_only", low=low)
         if high is not None:
@@ -140,6 +190,8 @@ class DataPointRenderer:
             line += t.fill("phrases", "finding_severity", severity=t.name("severity", finding.severity))
         if finding.body_site_labels:
             line += t.fill("phrases", "finding_sites", sites=", ".join(safe(s) for s in finding.body_site_labels))
+        if finding.suspected:
+            line += t.fill("phrases", "finding_suspected", status=finding.verification)
         return line
 
     def medication(self, medication: MedicationUse) -> str:

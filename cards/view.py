@@ -15,6 +15,8 @@ from typing import Mapping
 from cards.knowledge_model import TRIGGER_GROUPS
 
 _EMPTY: Mapping = MappingProxyType({})
+# Condition.verificationStatus codes that mean "suspected": the finding may be present, it is not established.
+SUSPECTED = frozenset({"provisional", "differential", "unconfirmed"})
 
 # The domains of data the rules read; a DataGap or an unreadable resource names the one it affects.
 PATIENT, CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS = (
@@ -33,14 +35,21 @@ class ClinicalFinding:
     display: str | None  # coding display / text as recorded
     evidence: str | None  # "Condition/abc"
     severity: str | None = None  # mild | moderate | severe
-    body_sites: tuple[str, ...] = ()  # one normalised key per distinct site
+    body_sites: tuple[str, ...] = ()  # one key per distinct body region (laterality and synonyms collapsed)
     body_site_labels: tuple[str, ...] = ()
     tongue: bool = False
+    widespread: bool = False  # the record itself says generalised / widespread (code text or body site)
     onset: datetime | None = None
     onset_text: str | None = None
     recorded: datetime | None = None
     recorded_text: str | None = None
     explicitly_active: bool = False
+    verification: str | None = None  # confirmed | provisional | differential | unconfirmed; None: not stated
+
+    @property
+    def suspected(self) -> bool:
+        """Recorded as provisional, differential or unconfirmed: suspected, never diagnosed."""
+        return self.verification in SUSPECTED
 
     @property
     def started(self) -> datetime | None:
@@ -68,10 +77,34 @@ class LabResult:
     original_value: float | None = None
     original_unit: str | None = None
     comparator: str | None = None
+    range_filled: str | None = None  # "low" | "high": the lab gave one bound; this one is the default's
+    range_sex: str | None = None  # male | female: the lab's sex-specific range chosen for the patient
+    older_final: "LabResult | None" = None  # a newer out-of-range preliminary result is used instead of this
 
     @property
     def preliminary(self) -> bool:
         return self.status == "preliminary"
+
+    @property
+    def direction(self) -> str | None:
+        """low | high | normal: the laboratory's flag first, then the reference range; None when neither says."""
+        if self.interpretation is not None:
+            return self.interpretation
+        return self.compare(self.value)
+
+    def compare(self, value: float) -> str | None:
+        """Where a value lies against this result's reference range."""
+        if self.low is None and self.high is None:
+            return None
+        if self.low is not None and value < self.low:
+            return "low"
+        if self.high is not None and value > self.high:
+            return "high"
+        return "normal"
+
+    @property
+    def ratio_to_upper_limit(self) -> float | None:
+        return self.value / self.high if self.high else None
 
 
 @dataclass(frozen=True)
@@ -103,7 +136,7 @@ class MedicationUse:
     ended_text: str | None = None
     daily_dose_mg: float | None = None
     prednisone_equivalent_mg: float | None = None
-    tapering: bool = False  # dose steps down, or the instructions say "taper"
+    tapering: bool = False  # the order's own dose steps fall (a note saying "taper" is not read)
     local_route: bool = False  # inhaled/nasal/topical: a corticosteroid given so is not systemic
 
     def has_class(self, drug_class: str) -> bool:
@@ -150,8 +183,8 @@ class PatientView:
     now: datetime
     age_years: int | None  # None: birthDate unknown, treated as adult
     sex: str | None
-    pregnant: bool
-    pregnancy_evidence: str | None
+    pregnant: bool  # a confirmed (or unqualified) pregnancy record, or a pregnancy-status result "pregnant"
+    pregnancy_evidence: tuple[str, ...]  # the records behind pregnant / pregnancy_possible
     findings: tuple[ClinicalFinding, ...]
     labs: Mapping[str, LabResult] = field(default_factory=lambda: _EMPTY)
     lab_gaps: Mapping[str, LabGap] = field(default_factory=lambda: _EMPTY)
@@ -161,6 +194,7 @@ class PatientView:
     skipped_resources: int = 0
     unreadable: tuple[Unreadable, ...] = ()
     gaps: tuple[DataGap, ...] = ()
+    pregnancy_possible: bool = False  # only a suspected (provisional/differential/unconfirmed) pregnancy record
 
     # ---- completeness -----------------------------------------------------------------------------
     def incomplete(self, *domains: str) -> bool:
@@ -174,6 +208,10 @@ class PatientView:
     # ---- convenience queries used by many rules ----------------------------------------------------
     def findings_of(self, *concepts: str) -> tuple[ClinicalFinding, ...]:
         return tuple(finding for finding in self.findings if finding.concept in concepts)
+
+    def confirmed_of(self, *concepts: str) -> tuple[ClinicalFinding, ...]:
+        """Findings of the concepts that are not merely suspected (for diagnoses that change advice)."""
+        return tuple(finding for finding in self.findings_of(*concepts) if not finding.suspected)
 
     def findings_in(self, group: str) -> tuple[ClinicalFinding, ...]:
         return tuple(finding for finding in self.findings if finding.group == group)

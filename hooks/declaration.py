@@ -143,6 +143,7 @@ class DeferredHistory(Sequence[CardOutcome]):
 class HookResult:
     cards: list[dict[str, Any]]
     topics: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()  # the rule ids behind the cards, logged with the call (never on a card)
     skipped_resources: int = 0
     knowledge_version: str | None = None  # recorded with each card in the card log
     # The cards are worth answering even though a required prefetch key could not be obtained (they

@@ -56,7 +56,8 @@ def review_chart(call: HookCall) -> HookResult:
         resources = [*resources, *call.fetch_references(needed).resources]
     gaps = [DataGap(domain, gap.kind, gap.reason) for gap in call.gaps for domain in gap.covers]
     result = review(resources, patient_id=call.context["patientId"], now=call.now, options=options, gaps=gaps)
-    return HookResult(cards=result.cards, topics=result.topics, skipped_resources=result.skipped_resources,
+    return HookResult(cards=result.cards, topics=result.topics, rules=result.rules,
+                      skipped_resources=result.skipped_resources,
                       knowledge_version=KNOWLEDGE_VERSION, safe_with_missing_data=result.urgent)
 
 

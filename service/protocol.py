@@ -81,7 +81,8 @@ def call_service(service_id: str) -> Response:
                 if where.startswith("prefetch.")})
         raise
     metrics.count_cards(service.id, result.cards)
-    fields.update(card_topics=list(result.topics), prefetch=how, skipped_resources=result.skipped_resources)
+    fields.update(card_topics=list(result.topics), card_rules=list(result.rules), prefetch=how,
+                  skipped_resources=result.skipped_resources)
     return json_response({"cards": result.cards})
 
 

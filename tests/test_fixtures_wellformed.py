@@ -44,6 +44,7 @@ TOPICS = {
     "neurology-referral",
     "workup-incomplete",
     "abnormal-result",
+    "data-gap",
     "medication-review",
     "reassurance",
     "treatment-options",
@@ -57,8 +58,10 @@ TOPICS = {
 INDICATORS = {"info", "warning", "critical"}
 AS_OF = "2026-11-15T09:00:00Z"
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-SCENARIO_ID = re.compile(r"^\d{2}b?-[a-z0-9]+(-[a-z0-9]+)*$")
-SUGGESTION = re.compile(r"^(http://loinc\.org|http://snomed\.info/sct)\|[0-9][0-9-]*$")
+SCENARIO_ID = re.compile(r"^\d{2}[b-z]?-[a-z0-9]+(-[a-z0-9]+)*$")
+# A coded suggestion, or (UK U&E and bone profile: no verified order code) a text-only one.
+SUGGESTION = re.compile(r"^((http://loinc\.org|http://snomed\.info/sct)\|[0-9][0-9-]*|text\|.+)$")
+UK_SCENARIOS = {"22-uk-locale-quinine", "46-uk-no-labs"}
 DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$")
 
 
@@ -110,6 +113,17 @@ def validate_resource(resource: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 
 
+# Issue 13: each safety defect as a failing case and its safe neighbour (fixtures/safety_*.py).
+SAFETY_SCENARIOS = {
+    "39-renal-impairment-cramp", "39b-renal-normal-cramp", "40-high-potassium-calcium", "40b-low-ck-note",
+    "41-free-t4-high-tsh-normal", "42-female-ck-sex-range", "42b-male-ck-sex-range", "43-ck-low-bound-only",
+    "44-newer-preliminary-ck", "44b-newer-preliminary-ck-normal", "45-stale-abnormal-tsh", "45b-stale-ck-red-flag",
+    "46-uk-no-labs", "47-partial-bmp", "48-order-names-other-tests", "48b-order-names-serum-tests",
+    "49-suspected-als", "49b-suspected-health-anxiety", "49c-health-anxiety-workup-open", "50-foot-drop", "50b-old-hemiplegia",
+    "51-generalised-fasciculation", "51b-calf-three-ways", "52-pregnancy-z34", "52b-pregnancy-status-observation",
+    "52c-suspected-pregnancy", "53-weakness-not-detected", "53b-weakness-on-exam", "53c-weakness-code-negated-text",
+    "54-fasciculation-not-seen", "55-rls-with-weakness", "56-already-on-gabapentin", "57-complex-chart-budget",
+}
 RULE_COVERAGE_SCENARIOS = {
     "23-facial-myokymia", "24-myokymia-diplopia", "25-blepharospasm", "26-widespread-fasciculation",
     "27-florid-fasciculation", "28-fasciculation-severe-cramp", "29-beta2-agonist", "30-cholinesterase-inhibitor",
@@ -120,12 +134,12 @@ RULE_COVERAGE_SCENARIOS = {
 
 
 def test_scenario_inventory():
-    assert len(SCENARIO_IDS) == 46
+    assert len(SCENARIO_IDS) == 79
     for folder in (PATIENTS, REQUESTS):
         assert sorted(p.stem for p in folder.glob("*.json")) == SCENARIO_IDS, folder.name
     assert all(SCENARIO_ID.match(sid) for sid in SCENARIO_IDS)
     assert {"01-benign-calf-twitch", "20-negative-no-symptom", "21-existing-als", "22-uk-locale-quinine"} <= set(SCENARIO_IDS)
-    assert RULE_COVERAGE_SCENARIOS <= set(SCENARIO_IDS)
+    assert RULE_COVERAGE_SCENARIOS <= set(SCENARIO_IDS) and SAFETY_SCENARIOS <= set(SCENARIO_IDS)
     assert [scn.sid for scn in build.build_scenarios()] == SCENARIO_IDS
 
 
@@ -259,7 +273,9 @@ def test_lab_quantities_use_ucum_system():
     for sid in SCENARIO_IDS:
         for r in bundle_resources(sid):
             if r["resourceType"] == "Observation":
-                assert ("valueQuantity" in r) != ("dataAbsentReason" in r) or r["code"]["coding"][0]["system"] == build.SCT
+                coded = "valueCodeableConcept" in r  # a pregnancy status (52b) or an exam finding
+                assert ("valueQuantity" in r) != ("dataAbsentReason" in r) or coded or \
+                    r["code"]["coding"][0]["system"] == build.SCT
                 if "valueQuantity" in r:
                     assert r["valueQuantity"]["system"] == "http://unitsofmeasure.org", r["id"]
 
@@ -347,12 +363,14 @@ def test_expected_file(sid: str):
     assert list(doc) == ["scenario", "title", "asOf", "locale", "cards", "rationale"]
     assert doc["scenario"] == sid
     assert doc["asOf"] == AS_OF
-    assert doc["locale"] == ("UK" if sid == "22-uk-locale-quinine" else "US")
+    assert doc["locale"] == ("UK" if sid in UK_SCENARIOS else "US")
     assert doc["title"] and doc["rationale"]
     topics = [c["topic"] for c in doc["cards"]]
     assert len(topics) == len(set(topics)), "one card per topic"
     for c in doc["cards"]:
-        assert set(c) <= {"topic", "indicator", "suggestions"}
+        assert set(c) <= {"topic", "indicator", "suggestions", "contains", "excludes"}
+        for key in ("contains", "excludes"):
+            assert all(isinstance(text, str) and text for text in c.get(key, [])), (sid, key)
         assert c["topic"] in TOPICS
         assert c["indicator"] in INDICATORS
         if "suggestions" in c:
@@ -367,11 +385,16 @@ def test_expected_cards_follow_contract_rules():
         cards = {c["topic"]: c for c in load(EXPECTED / f"{sid}.json")["cards"]}
         if "neurology-referral" in cards:
             assert "reassurance" not in cards and "treatment-options" not in cards, sid
-        if "abnormal-result" in cards or "workup-incomplete" in cards:
+        if cards.keys() & {"abnormal-result", "workup-incomplete", "data-gap"}:
             assert "reassurance" not in cards, sid
-        if "workup-incomplete" in cards:
-            assert cards["workup-incomplete"].get("suggestions"), sid
-        fixed = {"abnormal-result": "warning", "quinine-caution": "warning", "workup-incomplete": "info"}
+        if "treatment-options" in cards:  # only beside reassurance (issue 13 item 15)
+            assert "reassurance" in cards, sid
+        assert len(cards) <= 6 or sid == "57-complex-chart-budget" and len(cards) == 6, sid  # the alert budget
+        if "workup-incomplete" in cards and not cards["workup-incomplete"].get("suggestions"):
+            # Without suggestions the card says why: everything is ordered, pending or unreadable.
+            assert cards["workup-incomplete"].get("contains"), sid
+        # An abnormal-result card of notes only is informational (issue 13 item 1); warnings otherwise.
+        fixed = {"quinine-caution": "warning", "workup-incomplete": "info"}
         for topic, indicator in fixed.items():
             if topic in cards:
                 assert cards[topic]["indicator"] == indicator, (sid, topic)

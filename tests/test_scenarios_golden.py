@@ -16,6 +16,7 @@ import pytest
 
 from service import create_app
 from service.schemas import CardSchema
+from tests.cards.test_scenarios import assert_card_texts, suggestion_code
 from tests.conftest import make_settings
 from tests.secrets import secret_token
 
@@ -35,12 +36,8 @@ def app_for(expected: dict, **settings):
 
 
 def suggestion_codes(card: dict) -> set[str]:
-    codes = set()
-    for suggestion in card.get("suggestions", []):
-        for action in suggestion.get("actions", []):
-            coding = action.get("resource", {}).get("code", {}).get("coding", [{}])[0]
-            codes.add(f"{coding.get('system')}|{coding.get('code')}")
-    return codes
+    return {suggestion_code(action["resource"]["code"])
+            for suggestion in card.get("suggestions", []) for action in suggestion.get("actions", [])}
 
 
 def summarise(cards: list[tuple[str, str, set[str]]]) -> dict[str, dict]:
@@ -74,6 +71,7 @@ def assert_matches_expected(response, expected: dict) -> None:
     assert sorted(actual) == sorted(wanted), f"{expected['scenario']}: topics differ ({expected['rationale']})"
     for topic, facts in wanted.items():
         assert actual[topic] == facts, f"{expected['scenario']}: {topic} differs"
+    assert_card_texts(cards, expected)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

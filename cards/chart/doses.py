@@ -1,7 +1,7 @@
 """Dosage instructions -> mg per day, periods of use and tapering, for the medicines the rules read.
 
 Only the elements that carry a dose, a schedule or a period are read (doseAndRate.doseQuantity,
-timing, boundsPeriod, sequence, the instruction texts and notes). A dose sent without a unit (Synthea
+timing, boundsPeriod, sequence). A dose sent without a unit (Synthea
 writes `doseQuantity {value: 2}`) counts unit doses: tablets, capsules or puffs of the product.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from cards.chart.dates import read_datetime
-from cards.chart.raw import as_dict, as_list, as_str, codings, element, elements, number, text
+from cards.chart.raw import codings, element, elements, number, text
 from cards.knowledge_base import Knowledge
 
 _MG_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
@@ -114,13 +114,10 @@ def current_dose(steps, now: datetime) -> float | None:
     return max(step[2] for step in dosed)
 
 
-def is_taper(steps, dosages: list[Mapping[str, Any]], resource: Mapping[str, Any]) -> bool:
-    # Instruction texts and notes are read leniently: an empty note ({}) says nothing.
-    texts = [as_str(d.get("text")) or "" for d in dosages]
-    texts += [as_str(d.get("patientInstruction")) or "" for d in dosages]
-    texts += [as_str((as_dict(note) or {}).get("text")) or "" for note in as_list(resource.get("note"))]
-    if any("taper" in label.lower() for label in texts):
-        return True
+def is_taper(steps) -> bool:
+    """Falling doses in the order itself (issue 13 item 8): a later dosage step lower than an earlier one.
+    A word such as "taper" in a note or an instruction is not read: "review before any taper" is a plan,
+    not a taper."""
     # Steps in time order (bounds start, then sequence); undated steps after dated ones.
     dosed = sorted((step for step in steps if step[2] is not None), key=lambda step: (step[0] or _UNDATED, step[3]))
     return any(later[2] < earlier[2] for earlier, later in zip(dosed, dosed[1:]))

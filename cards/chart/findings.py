@@ -16,11 +16,13 @@ from cards.chart.raw import (Unreadable, code_value, codings, concept_text, elem
                              status_code, text)
 from cards.knowledge_base import Concept, Knowledge, normalise_text
 from cards.knowledge_model import ICD_SYSTEMS, dotted_icd
-from cards.view import ClinicalFinding
+from cards.chart.sites import read_sites, says_widespread
+from cards.view import SUSPECTED, ClinicalFinding
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 INACTIVE_CLINICAL = frozenset({"inactive", "resolved", "remission"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+VERIFICATION = frozenset({"confirmed", *SUSPECTED})
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 
 
@@ -40,7 +42,10 @@ def match_concept(concept: Any, knowledge: Knowledge) -> tuple[str, str, str, st
 
 def select_condition(resource: Mapping[str, Any], knowledge: Knowledge, now: datetime,
                      matched: tuple[str, str, str, str | None]) -> ClinicalFinding | str:
-    """The finding a Condition records, or why it does not count (inactive, refuted, too old)."""
+    """The finding a Condition records, or why it does not count (inactive, refuted, too old, negated).
+
+    verificationStatus provisional, differential or unconfirmed keeps the finding, marked suspected: a
+    suspected red flag is still a red flag, and the rules never treat a suspected diagnosis as made."""
     verification = status_code(element(resource, "verificationStatus"), "verificationStatus")
     if verification in EXCLUDED_VERIFICATION:
         return f"verificationStatus {verification}"
@@ -53,22 +58,30 @@ def select_condition(resource: Mapping[str, Any], knowledge: Knowledge, now: dat
                                      for key in resource):
         return "abated, and not recorded as active"
     concept_key, system, code, display = matched
+    concept = knowledge.concepts[concept_key]
+    label = concept_text(resource.get("code"))
+    if negated(label, knowledge):
+        if concept.group == "red_flag":  # a red flag is never dropped on a reading of free text: shown instead
+            raise Unreadable(f"its code records {concept_key.replace('_', ' ')} but its text reads "
+                             f"{' '.join(label.split())[:60]!r}; check the problem list")
+        return "its text records the finding as absent"
     onset_raw = resource.get("onsetDateTime")
     if onset_raw is None:
         onset_raw = (element(resource, "onsetPeriod") or {}).get("start")
     recorded_raw = resource.get("recordedDate")
     onset, recorded = read_datetime(onset_raw, "onset"), read_datetime(recorded_raw, "recordedDate")
-    concept = knowledge.concepts[concept_key]
     if not is_recent(concept, explicitly_active, (onset, recorded), now):
         return "recorded too long ago to count as current"
-    sites, labels, tongue = body_sites(elements(resource, "bodySite"), knowledge)
+    sites = read_sites(elements(resource, "bodySite"), knowledge)
     return ClinicalFinding(
         concept=concept_key, group=concept.group, system=system, code=code,
-        display=display or concept_text(resource.get("code")),
-        evidence=reference_to(resource), severity=severity_of(element(resource, "severity"), knowledge),
-        body_sites=sites, body_site_labels=labels, tongue=tongue,
+        display=display or label, evidence=reference_to(resource),
+        severity=severity_of(element(resource, "severity"), knowledge),
+        body_sites=sites.regions, body_site_labels=sites.labels, tongue=sites.tongue,
+        widespread=sites.widespread or says_widespread(normalise_text(label or ""), knowledge),
         onset=onset, onset_text=display_date(onset_raw), recorded=recorded, recorded_text=display_date(recorded_raw),
         explicitly_active=explicitly_active,
+        verification=verification if verification in VERIFICATION else None,
     )
 
 
@@ -90,12 +103,14 @@ def select_finding_observation(resource: Mapping[str, Any], knowledge: Knowledge
     if not is_recent(concept, False, (effective,), now):
         return "recorded too long ago to count as current"
     site = element(resource, "bodySite")
-    sites, labels, tongue = body_sites([site] if site else [], knowledge)
+    sites = read_sites([site] if site else [], knowledge)
+    label = concept_text(resource.get("code"))
     return ClinicalFinding(
         concept=concept_key, group=concept.group, system=system, code=code, display=display,
         evidence=reference_to(resource),
         severity=severity_of(element(resource, "valueCodeableConcept"), knowledge),
-        body_sites=sites, body_site_labels=labels, tongue=tongue,
+        body_sites=sites.regions, body_site_labels=sites.labels, tongue=sites.tongue,
+        widespread=sites.widespread or says_widespread(normalise_text(label or ""), knowledge),
         recorded=effective, recorded_text=display_date(effective_raw),
     )
 
@@ -120,33 +135,29 @@ def severity_of(concept: Any, knowledge: Knowledge) -> str | None:
     return next((level for level in ("severe", "moderate", "mild") if level in words), None)
 
 
-def body_sites(concepts: list[Any], knowledge: Knowledge) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """Distinct site keys, their labels, and whether any site is the tongue."""
-    keys: dict[str, str] = {}
-    tongue = False
-    for concept in concepts:
-        key = None
-        for system_uri, code, _ in codings(concept, "bodySite"):
-            if code:
-                tongue = tongue or (knowledge.system_of(system_uri), code) in knowledge.tongue_codes
-                key = key or f"{system_uri}|{code}"
-        label = concept_text(concept, "bodySite") or ""
-        tongue = tongue or bool(knowledge.tongue_words.search(normalise_text(label)))
-        key = key or normalise_text(label)
-        if key:
-            keys.setdefault(key, label or key)
-    return tuple(keys), tuple(keys.values()), tongue
-
-
 def records_absence(resource: Mapping[str, Any], knowledge: Knowledge) -> bool:
+    """The Observation records the finding as absent: a false or negative value ("Not detected" 260415000,
+    "Absent"), an interpretation ND/NEG, or a text such as "No focal weakness" (issue 13 item 5)."""
     if resource.get("valueBoolean") is False:
         return True
     value = element(resource, "valueCodeableConcept")
-    if value is not None:
-        if any((knowledge.system_of(s), c) in knowledge.negative_codes for s, c, _ in codings(value, "value")):
+    concepts = [value] if value is not None else []
+    concepts += elements(resource, "interpretation")
+    for concept in concepts:
+        if any((knowledge.system_of(s), c) in knowledge.negative_codes for s, c, _ in codings(concept, "value")):
             return True
-        label = concept_text(value, "value")
-        if label and knowledge.negative_words.fullmatch(normalise_text(label)):
-            return True
-    label = text(resource.get("valueString"), "valueString")
-    return bool(label and knowledge.negative_words.fullmatch(normalise_text(label)))
+    texts = [concept_text(value, "value") if value is not None else None,
+             text(resource.get("valueString"), "valueString"), concept_text(resource.get("code"))]
+    return any(negated(label, knowledge) for label in texts)
+
+
+def negated(label: str | None, knowledge: Knowledge) -> bool:
+    """A text that says the finding is absent: "No fasciculations seen", "Weakness: absent", "None"."""
+    if not label:
+        return False
+    words = normalise_text(label)
+    cues = knowledge.text_cues
+    if not words or cues.negation_breakers.search(words):
+        return False  # "no change in weakness" is not an absence: the finding counts (the safe reading)
+    return bool(knowledge.negative_words.fullmatch(words) or cues.negation_leading.match(words)
+                or cues.negation_trailing.match(words))

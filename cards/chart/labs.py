@@ -7,13 +7,14 @@ shown on the card), an older one is superseded by the newer readable result and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping
 
 from cards.chart.dates import display_date, parse_datetime, read_datetime
 from cards.chart.raw import Unreadable, codings, element, elements, reference_to
-from cards.chart.units import range_unit, read_bound, read_quantity
+from cards.chart.ranges import interpretation, reference_range
+from cards.chart.units import range_unit, read_quantity
 from cards.knowledge_base import Knowledge, LabCode
 from cards.view import LABS, LabGap, LabResult
 from cards.view import Unreadable as UnreadableItem
@@ -23,8 +24,6 @@ PRELIMINARY = "preliminary"
 # amended/corrected supersede a final result with the same times.
 _STATUS_RANK = {"final": 0, "amended": 1, "corrected": 1, "preliminary": 0}
 _EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
-_LOW_FLAGS = frozenset({"L", "LL", "LU", "<"})
-_HIGH_FLAGS = frozenset({"H", "HH", "HU", ">"})
 
 Trace = Callable[[Mapping[str, Any], str, str], None]  # (resource, used | ignored | unreadable, why)
 
@@ -143,46 +142,78 @@ def _rank(candidate: Candidate) -> tuple[datetime, datetime, int]:
             _STATUS_RANK.get(candidate.status, 0))
 
 
-def pick_latest(candidates: LabCandidates, knowledge: Knowledge, sex: str | None, trace: Trace | None = None):
-    """(latest readable result per analyte (preliminary only when nothing else), analytes whose results
-    have no value, results that could not be read and are not superseded by a newer readable one)."""
+def pick_latest(candidates: LabCandidates, knowledge: Knowledge, sex: str | None, trace: Trace | None = None,
+                age: int | None = None):
+    """(latest readable result per analyte, analytes whose results have no value, results that could not be
+    read and are not superseded by a newer readable one).
+
+    A final (or amended, corrected) result is used before a preliminary one, except that a newer
+    preliminary result outside its range wins over an older final one: safety first, it is shown as
+    preliminary (issue 13 item 3). A preliminary result alone is used when nothing else exists."""
     results: dict[str, LabResult] = {}
     gaps: dict[str, LabGap] = {}
     unreadable: list[UnreadableItem] = []
     for analyte in candidates.accepted.keys() | candidates.preliminary.keys():
-        first_unusable, newer_unreadable = None, []
+        newer_unreadable: list[UnreadableItem] = []
 
         def note(candidate: Candidate, reason: str) -> None:
             newer_unreadable.append(_unreadable(candidate, reason))
             if trace:
                 trace(candidate.resource, "unreadable", f"{analyte} result: {reason}")
 
-        for pool in (candidates.accepted, candidates.preliminary):
-            for candidate in _newest_first(pool.get(analyte, []), note):
-                if analyte in results:
-                    if trace:
-                        trace(candidate.resource, "ignored", f"an equal or newer {analyte} result was used")
-                    continue
-                try:
-                    result = _to_result(candidate, knowledge, sex)
-                except Unreadable as error:
-                    note(candidate, error.reason)
-                    continue
-                if result is None:
-                    first_unusable = first_unusable or candidate
-                    if trace:
-                        trace(candidate.resource, "ignored", f"the {analyte} result has no value")
-                    continue
-                results[analyte] = result
-                if trace:
-                    trace(candidate.resource, "used", f"latest readable {analyte} result")
-        chosen = results.get(analyte)
+        read = _Reader(knowledge, sex, age, note, trace, analyte)
+        chosen = read.first(candidates.accepted.get(analyte, []))
+        preliminary = read.first(candidates.preliminary.get(analyte, []), newer_than=chosen)
+        if preliminary is not None and (chosen is None or preliminary.direction in ("low", "high")):
+            chosen = preliminary if chosen is None else replace(preliminary, older_final=chosen)
+            used = read.used[id(preliminary)]
+        else:
+            used = read.used.get(id(chosen))
+        if chosen is not None:
+            results[analyte] = chosen
+            if trace:
+                trace(used, "used", f"latest readable {analyte} result")
         unreadable.extend(item for item in newer_unreadable if chosen is None or _not_older(item, chosen))
-        if chosen is None and first_unusable is not None:
-            gaps[analyte] = LabGap(analyte=analyte, reason="unusable", effective=first_unusable.effective,
-                                   effective_text=display_date(first_unusable.raw_effective),
-                                   evidence=reference_to(first_unusable.resource))
+        if chosen is None and read.first_unusable is not None:
+            first = read.first_unusable
+            gaps[analyte] = LabGap(analyte=analyte, reason="unusable", effective=first.effective,
+                                   effective_text=display_date(first.raw_effective), evidence=reference_to(first.resource))
     return results, gaps, unreadable
+
+
+class _Reader:
+    """Walks one pool of an analyte's candidates newest first to the first readable result."""
+
+    def __init__(self, knowledge: Knowledge, sex: str | None, age: int | None, note, trace: Trace | None,
+                 analyte: str) -> None:
+        self.knowledge, self.sex, self.age, self.note, self.trace, self.analyte = knowledge, sex, age, note, trace, analyte
+        self.first_unusable: Candidate | None = None
+        self.used: dict[int, Mapping[str, Any]] = {}
+
+    def first(self, pool: list[Candidate], newer_than: LabResult | None = None) -> LabResult | None:
+        found = None
+        for candidate in _newest_first(pool, self.note):
+            if found is not None or (newer_than is not None and not _newer(candidate, newer_than)):
+                if self.trace:
+                    self.trace(candidate.resource, "ignored", f"an equal or newer {self.analyte} result was used")
+                continue
+            try:
+                result = _to_result(candidate, self.knowledge, self.sex, self.age)
+            except Unreadable as error:
+                self.note(candidate, error.reason)
+                continue
+            if result is None:
+                self.first_unusable = self.first_unusable or candidate
+                if self.trace:
+                    self.trace(candidate.resource, "ignored", f"the {self.analyte} result has no value")
+                continue
+            found = result
+            self.used[id(result)] = candidate.resource
+        return found
+
+
+def _newer(candidate: Candidate, than: LabResult) -> bool:
+    return candidate.effective is not None and (than.effective is None or candidate.effective > than.effective)
 
 
 def _not_older(item: UnreadableItem, chosen: LabResult) -> bool:
@@ -197,15 +228,14 @@ def _unreadable(candidate: Candidate, reason: str) -> UnreadableItem:
                           resource_type="Observation")
 
 
-def _to_result(candidate: Candidate, knowledge: Knowledge, sex: str | None) -> LabResult | None:
+def _to_result(candidate: Candidate, knowledge: Knowledge, sex: str | None, age: int | None) -> LabResult | None:
     resource, lab, part = candidate.resource, candidate.lab, candidate.part
     analyte = knowledge.analytes[lab.analyte]
     where = "component" if part is not resource else "value"
     if part.get("dataAbsentReason") is not None and part.get("valueQuantity") is None:
         return None
-    ranges = elements(part, "referenceRange")
     quantity = read_quantity(part.get("valueQuantity"), lab, knowledge, f"{where}Quantity",
-                             fallback_unit=range_unit(ranges, knowledge))
+                             fallback_unit=range_unit(elements(part, "referenceRange"), knowledge))
     if quantity is None and analyte.unitless:
         quantity = _lowest_component(resource, lab, knowledge)
     if quantity is None:
@@ -213,17 +243,14 @@ def _to_result(candidate: Candidate, knowledge: Knowledge, sex: str | None) -> L
         if other:
             raise Unreadable(f"the value is a {other[5:] or 'value'}, not a quantity")
         return None
-    low, high, range_source = _reference_range(ranges, lab, quantity.original_unit, knowledge)
-    if range_source is None:
-        default = analyte.default_range_by_sex.get(sex or "") or analyte.default_range
-        if default:
-            (low, high), range_source = default, "default"
+    chosen = reference_range(part, lab, quantity.original_unit, analyte, knowledge, sex, age)
     return LabResult(
         analyte=lab.analyte, value=quantity.value, unit=analyte.canonical_unit, code=lab.code,
         effective=candidate.effective, effective_text=display_date(candidate.raw_effective),
-        status=candidate.status, evidence=reference_to(resource), low=low, high=high,
-        range_source=range_source, interpretation=_interpretation(part, knowledge),
+        status=candidate.status, evidence=reference_to(resource), low=chosen.low, high=chosen.high,
+        range_source=chosen.source, interpretation=interpretation(part, knowledge),
         original_value=quantity.original_value, original_unit=quantity.original_unit, comparator=quantity.comparator,
+        range_filled=chosen.filled, range_sex=chosen.sex,
     )
 
 
@@ -233,32 +260,6 @@ def _lowest_component(resource: Mapping[str, Any], lab: LabCode, knowledge: Know
               for component in elements(resource, "component")]
     values = [value for value in values if value is not None]
     return min(values, key=lambda value: value.value) if values else None
-
-
-def _reference_range(ranges: list[Mapping[str, Any]], lab: LabCode, unit: str, knowledge: Knowledge):
-    for entry in ranges:
-        range_type = [code for _, code, _ in codings(entry.get("type"), "referenceRange.type")]
-        if range_type and "normal" not in range_type:
-            continue  # treatment or therapeutic ranges are not normal limits
-        low = read_bound(entry.get("low"), lab, unit, knowledge, "referenceRange.low")
-        high = read_bound(entry.get("high"), lab, unit, knowledge, "referenceRange.high")
-        if low is not None or high is not None:
-            return low, high, "observation"
-    return None, None, None
-
-
-def _interpretation(part: Mapping[str, Any], knowledge: Knowledge) -> str | None:
-    for concept in elements(part, "interpretation"):
-        for system_uri, code, _ in codings(concept, "interpretation"):
-            if knowledge.system_of(system_uri) not in ("v3_interpretation", None):
-                continue
-            if code in _LOW_FLAGS:
-                return "low"
-            if code in _HIGH_FLAGS:
-                return "high"
-            if code == "N":
-                return "normal"
-    return None
 
 
 def pregnancy_from_observations(resources: list[Mapping[str, Any]], knowledge: Knowledge, now: datetime) -> str | None:

@@ -81,7 +81,7 @@ def select_medication(resource: Mapping[str, Any], knowledge: Knowledge, now: da
         ingredients=ingredients, classes=classes, matched_by=matched_by,
         started=started, started_text=display_date(started_raw), ended=ended, ended_text=display_date(ended_raw),
         daily_dose_mg=daily, prednisone_equivalent_mg=daily * factor if daily is not None and factor else None,
-        tapering=doses.is_taper(steps, dosages, resource), local_route=local,
+        tapering=doses.is_taper(steps), local_route=local,
     )
 
 

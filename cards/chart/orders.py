@@ -2,7 +2,8 @@
 
 An order is recognised by its codes (LOINC, CPT, SNOMED CT: order_codes.yaml, and the neurology
 referral codes of findings.yaml) or, for a local code system with only text (Oracle Health code set
-200), by a name in its text or coding displays.
+200), by its text or coding displays: test names and neutral words only (covered_by_name), so an
+order for another test that shares a word ("Urine calcium", "CK-MB") never counts.
 """
 from __future__ import annotations
 
@@ -33,10 +34,27 @@ def select_order(resource: Mapping[str, Any], knowledge: Knowledge) -> ActiveOrd
     covers = frozenset()
     for name in names:
         if name:
-            for match in knowledge.order_names.finditer(normalise_text(name)):
-                covers |= knowledge.order_covers_by_name[match.group(0)]
+            covers |= covered_by_name(name, knowledge)
     if not covers:
         return "not an order the cards would suggest"
     system_uri, code, display = coded[0] if coded else (None, None, None)
     return ActiveOrder(system=knowledge.system_of(system_uri), code=code, display=next(n for n in names if n),
                        evidence=evidence, status=ACTIVE, covers=covers)
+
+
+def covered_by_name(name: str, knowledge: Knowledge) -> frozenset[str]:
+    """The work-up orders an order named ``name`` provides: empty unless the text is only test names and
+    neutral words ("Calcium, serum" counts; "Urine calcium", "Calcium score CT", "CK-MB" do not)."""
+    words = normalise_text(name)
+    matches = list(knowledge.order_names.finditer(words))
+    if not matches:
+        return frozenset()
+    rest = words
+    for match in reversed(matches):
+        rest = rest[:match.start()] + " " + rest[match.end():]
+    if any(word not in knowledge.order_neutral_words and not word.isdigit() and len(word) > 1 for word in rest.split()):
+        return frozenset()  # another test, or another specimen: not the serum test of the work-up
+    covers: frozenset[str] = frozenset()
+    for match in matches:
+        covers |= knowledge.order_covers_by_name[match.group(0)]
+    return covers

@@ -219,12 +219,11 @@ class ChartPass:
             self._handle(handler, resource)
         knowledge, now = self.knowledge, self.now
         _, age, sex = self.patient()
-        labs, lab_gaps, unreadable_labs = pick_latest(self.labs, knowledge, sex, self.trace)
-        pregnancy = next((f.evidence or "Condition" for f in self.findings if f.concept == "pregnancy"), None) \
-            or pregnancy_from_observations(self.labs.pregnancy, knowledge, now)
+        labs, lab_gaps, unreadable_labs = pick_latest(self.labs, knowledge, sex, self.trace, age)
+        pregnant, possible, evidence = self._pregnancy()
         return PatientView(
             patient_id=self.patient_id, now=now, age_years=age, sex=sex,
-            pregnant=pregnancy is not None, pregnancy_evidence=pregnancy,
+            pregnant=pregnant, pregnancy_possible=possible, pregnancy_evidence=evidence,
             findings=tuple(self.findings), labs=MappingProxyType(labs), lab_gaps=MappingProxyType(lab_gaps),
             medications=tuple(self.medications), orders=tuple(self.orders), skipped_resources=self.skipped,
             steroid_taper_or_stop=tuple(m for m in self.medications if tapered_or_stopped_within(
@@ -232,11 +231,23 @@ class ChartPass:
             unreadable=(*self.unreadable, *unreadable_labs), gaps=tuple(gaps),
         )
 
+    def _pregnancy(self) -> tuple[bool, bool, tuple[str, ...]]:
+        """(pregnant, pregnancy possible, evidence): a confirmed (or unqualified) pregnancy record or a
+        pregnancy-status result "pregnant" is a pregnancy; a suspected record alone makes it possible."""
+        records = [f for f in self.findings if f.concept == "pregnancy"]
+        confirmed = [f.evidence or "Condition" for f in records if not f.suspected]
+        observed = pregnancy_from_observations(self.labs.pregnancy, self.knowledge, self.now)
+        if observed:
+            confirmed.append(observed)
+        suspected = [f.evidence or "Condition" for f in records if f.suspected]
+        evidence = tuple(dict.fromkeys(confirmed or suspected))
+        return bool(confirmed), not confirmed and bool(suspected), evidence
+
     def findings_only(self, gaps: Iterable[DataGap] = ()) -> PatientView:
         """The view of a chart without a trigger: its findings; nothing else was read."""
         return PatientView(
             patient_id=self.patient_id, now=self.now, age_years=None, sex=None, pregnant=False,
-            pregnancy_evidence=None, findings=tuple(self.findings), skipped_resources=self.skipped,
+            pregnancy_evidence=(), findings=tuple(self.findings), skipped_resources=self.skipped,
             unreadable=tuple(self.unreadable), gaps=tuple(gaps))
 
 

@@ -14,13 +14,14 @@ from cards.view import PatientView
 
 RULES: tuple[Rule, ...] = (
     # Red flags -> neurology referral (any trigger, except RF8 which needs an index symptom).
-    Rule("RF1", NEUROLOGY_REFERRAL, "S4 What questions should I ask? (weakness); S4 fasciculation row",
+    Rule("RF1", NEUROLOGY_REFERRAL, "S4 What questions should I ask? (any weakness: referral appropriate); S4 fasciculation row; "
+         "E13 NICE NG42 (weakness with twitching: consider MND)",
          red_flags.weakness, needs_index_symptom=False),
-    Rule("RF2", NEUROLOGY_REFERRAL, "S4 What treatment should I do? fasciculation row (wasting/weakness)",
+    Rule("RF2", NEUROLOGY_REFERRAL, "S4 What treatment should I do? fasciculation row (wasting/weakness); E13 NICE NG42",
          red_flags.wasting, needs_index_symptom=False),
-    Rule("RF3", NEUROLOGY_REFERRAL, "S4 fasciculation row (very florid or widespread)",
+    Rule("RF3", NEUROLOGY_REFERRAL, "S4 fasciculation row (very florid or widespread); E13 NICE NG42",
          red_flags.florid_fasciculation, needs_index_symptom=False),
-    Rule("RF4", NEUROLOGY_REFERRAL, "S4 fasciculation row (with severe cramp); S4 cramps row (profound/debilitating)",
+    Rule("RF4", NEUROLOGY_REFERRAL, "S4 fasciculation row (with severe cramp); S4 cramps row (profound/debilitating); E13",
          red_flags.severe_cramp, needs_index_symptom=False),
     Rule("RF5", NEUROLOGY_REFERRAL, "E13 NICE NG42 (bulbar or respiratory features: refer without delay)",
          red_flags.bulbar_or_respiratory, needs_index_symptom=False),
@@ -28,25 +29,29 @@ RULES: tuple[Rule, ...] = (
          red_flags.myotonia, needs_index_symptom=False),
     Rule("RF7", NEUROLOGY_REFERRAL, "S4 myokymia row (any other neurological symptom)",
          red_flags.myokymia_with_other_symptoms, needs_index_symptom=False),
-    Rule("RF8", NEUROLOGY_REFERRAL, "E11 EFNS hyperCKemia guideline (CK at least 3x ULN)", red_flags.ck_red_flag),
-    Rule("RF9", NEUROLOGY_REFERRAL, "S0 Long-Term Follow-Up; design (known MND: specialist already involved)",
-         red_flags.known_motor_neuron_disease, needs_index_symptom=False),
+    Rule("RF8", NEUROLOGY_REFERRAL, "E11 EFNS hyperCKemia guideline (CK at least 3x ULN); E12", red_flags.ck_red_flag),
+    Rule("RF9", NEUROLOGY_REFERRAL, "E13 NICE NG42 (suspected MND: refer without delay); S0 Long-Term Follow-Up "
+         "(known MND: specialist already involved)", red_flags.known_motor_neuron_disease, needs_index_symptom=False),
     # Work-up completeness.
-    Rule("W1", WORKUP_INCOMPLETE, "S4 What tests should I do in primary care?; S0 Screen for Secondary Causes",
+    Rule("W1", WORKUP_INCOMPLETE, "S4 What tests should I do in primary care?; S0 Screen for Secondary Causes; E3; E9",
          workup.required_tests),
     Rule("W2", WORKUP_INCOMPLETE, "E9 NICE CKS leg cramps; E3 (magnesium when on a diuretic)",
          workup.magnesium_on_diuretic),
-    # Abnormal results.
-    Rule("L1", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes); S4 Common causes", labs.low_potassium),
-    Rule("L2", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes); E9", labs.low_magnesium),
-    Rule("L3", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (metabolic disorders); E9", labs.low_calcium),
-    Rule("L4", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes)", labs.low_sodium),
-    Rule("L5", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (hyperthyroidism); E2; E9, E15 (hypothyroidism)",
+    # Abnormal results: every work-up result outside its range (labs.yaml out_of_range).
+    Rule("L1", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes); S4 Common causes; E3; E9; E15", labs.potassium),
+    Rule("L2", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes); E3; E9; E15", labs.magnesium),
+    Rule("L3", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (metabolic disorders); S4 Common causes; E3; E9; E15",
+         labs.calcium),
+    Rule("L4", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (electrolytes); S4 Common causes (dehydration); E3; E9",
+         labs.sodium),
+    Rule("L5", ABNORMAL_RESULT, "S0 Screen for Secondary Causes (hyperthyroidism); E3; E9, E15 (hypothyroidism); E2",
          labs.thyroid),
     Rule("L6", ABNORMAL_RESULT, "E11 EFNS (CK above 1.5x ULN); E12; S4 What tests (trivial rises rarely relevant)",
-         labs.raised_ck),
+         labs.ck),
+    Rule("L7", ABNORMAL_RESULT, "S4 Common causes (metabolic disorders may also cause cramp); E3; E9; E15 (kidney failure)",
+         labs.renal_function),
     # Data that could not be seen.
-    Rule("DQ1", DATA_GAP, "Design: data-quality policy (unknown is never normal; docs/clinical-rules.md)",
+    Rule("DQ1", DATA_GAP, "DQ data-quality policy (unknown is never normal; docs/clinical-rules.md)",
          data_quality.data_gaps, needs_index_symptom=False),
     # Medicines.
     Rule("M1", MEDICATION_REVIEW, "S4 What questions should I ask? (diuretics); E10", medicines.diuretics),
@@ -60,8 +65,8 @@ RULES: tuple[Rule, ...] = (
     # Advice.
     Rule("R1", REASSURANCE, "S0 Reassurance and Observation; S0 Clinical Monitoring; E1; E4", advice.reassurance),
     Rule("T1", TREATMENT_OPTIONS, "S0 Pharmacologic Treatment Options; E2", advice.treatment_options),
-    Rule("CR1", CRAMP_MANAGEMENT, "S4 What treatment should I do? cramps row; E6; E18; E16 (pregnancy)",
-         advice.cramp_management),
+    Rule("CR1", CRAMP_MANAGEMENT, "S4 What treatment should I do? cramps row; E6; E18; E9", advice.cramp_management),
+    Rule("CR2", CRAMP_MANAGEMENT, "S4 Common causes (cramps worsened by pregnancy); E16", advice.cramp_in_pregnancy),
     Rule("CP1", COMPRESSION, "S0 Compression Therapy Consideration", advice.compression),
     Rule("HA1", HEALTH_ANXIETY, "S4 What questions should I ask? (health anxiety); E4; E17", advice.health_anxiety),
     Rule("D1", DIFFERENTIAL, "S4 Common causes; S4 What treatment should I do?", advice.differentials,

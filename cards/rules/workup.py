@@ -1,22 +1,35 @@
 """Work-up completeness (clinical.md W1-W5): U&E/BMP, calcium, TSH and CK, plus magnesium on a diuretic.
 
-Each required order is checked component by component; the worst component decides the order's
-status. A result older than the lookback window, without a value, only preliminary, or one that could
-not be read leaves the work-up incomplete. "No result" is said only when the results could all be
-obtained and read; otherwise the component is "not seen".
+Each required order is checked component by component, and each component's status is kept, so the
+card names exactly what is missing beside what is on file ("urea and creatinine missing; potassium 3.1
+on file", issue 13 item 13); the worst component decides the order's status. A result older than the
+look-back window (history: its value is shown and a repeat asked for, issue 13 item 9), without a value,
+only preliminary, or one that could not be read leaves the work-up incomplete. "No result" is said only
+when the results could all be obtained and read; otherwise the component is "not seen".
 """
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 
 from cards.calendar import months_before
-from cards.findings import Finding
+from cards.findings import Evidence, Finding
 from cards.knowledge_base import Knowledge, Order
 from cards.rules.base import Emit
+from cards.rules.windows import short_window_trigger, window_months
 from cards.view import LABS, LabResult, MedicationUse, PatientView
 
 # Worst first: the order's status is the first of these any component has.
 STATUS_SEVERITY = ("missing", "unseen", "unreadable", "unusable", "stale", "preliminary")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of a work-up order (e.g. the urea of a BMP) and where it stands."""
+
+    analytes: tuple[str, ...]  # alternatives: any one of them completes the component
+    status: str | None  # one of STATUS_SEVERITY, or None when a fresh final result is on file
+    item: Evidence | None  # the result, gap or unreadable record behind the status
+    months: float  # the component's look-back window
 
 
 def required_tests(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:
@@ -35,15 +48,19 @@ def _check_orders(view: PatientView, knowledge: Knowledge, emit: Emit, order_key
     trigger = short_window_trigger(view, knowledge)
     findings = []
     for key in order_keys:
-        order = knowledge.orders[key]
-        status, evidence, window, shortened = _order_status(order, view, knowledge, trigger)
-        if status is None:
+        components = order_components(knowledge.orders[key], view, knowledge)
+        statuses = [c.status for c in components if c.status is not None]
+        if not statuses:
             continue
+        status = min(statuses, key=STATUS_SEVERITY.index)
+        evidence = tuple(c.item for c in components if c.status is not None and c.item is not None)
         already = view.active_order_covering(key)
         if already is not None and status not in ("preliminary", "unreadable"):
             status, evidence = "ordered", (*evidence, already)
-        params = {"order": key, "status": status, "months": window}
-        if shortened and trigger is not None:
+        months = min(c.months for c in components)
+        params = {"order": key, "status": status, "months": months, "components": components}
+        if trigger is not None and months < knowledge.thresholds.lookback_default_months and \
+                any(c.status == "stale" for c in components):
             params["short_window_medicine"] = trigger
         if reason_medicine is not None:
             params["reason_medicine"] = reason_medicine
@@ -51,26 +68,16 @@ def _check_orders(view: PatientView, knowledge: Knowledge, emit: Emit, order_key
     return findings
 
 
-def _order_status(order: Order, view: PatientView, knowledge: Knowledge, trigger: MedicationUse | None):
-    """(worst status or None when complete, evidence, window in months, whether shortened)."""
-    settings = knowledge.thresholds
-    worst, evidence, windows, shortened = None, [], [], False
+def order_components(order: Order, view: PatientView, knowledge: Knowledge) -> tuple[Component, ...]:
+    components = []
     for alternatives in order.components:
-        short = trigger is not None and any(name in settings.lookback_short_analytes for name in alternatives)
-        months = settings.lookback_short_months if short else settings.lookback_default_months
-        windows.append(months)
+        months = min(window_months(view, knowledge, name) for name in alternatives)
         status, item = _component_status(alternatives, view, months_before(view.now, months))
-        if status is None:
-            continue
-        shortened = shortened or (short and status == "stale")
-        if item is not None:
-            evidence.append(item)
-        if worst is None or STATUS_SEVERITY.index(status) < STATUS_SEVERITY.index(worst):
-            worst = status
-    return worst, tuple(evidence), min(windows), shortened
+        components.append(Component(alternatives, status, item, months))
+    return tuple(components)
 
 
-def _component_status(alternatives: tuple[str, ...], view: PatientView, oldest_allowed: datetime):
+def _component_status(alternatives: tuple[str, ...], view: PatientView, oldest_allowed):
     unreadable = view.unreadable_of(*alternatives)
     if unreadable:  # a result that is newer than any readable one, and cannot be read
         return "unreadable", unreadable[0]
@@ -86,21 +93,6 @@ def _component_status(alternatives: tuple[str, ...], view: PatientView, oldest_a
     if latest.preliminary:
         return "preliminary", latest
     return None, latest
-
-
-def short_window_trigger(view: PatientView, knowledge: Knowledge) -> MedicationUse | None:
-    """The most recent diuretic/corticosteroid start, change or stop inside the trigger window (W3)."""
-    settings = knowledge.thresholds
-    since = months_before(view.now, settings.lookback_shortening_trigger_months)
-    events = []
-    for medication in view.medications:
-        if not any(medication.has_class(c) for c in settings.lookback_short_trigger_classes):
-            continue
-        ended = medication.ended if medication.ended and medication.ended <= view.now else None
-        moment = medication.started if medication.current else (ended or medication.started)
-        if moment is not None and since <= moment <= view.now:
-            events.append((moment, medication))
-    return max(events, key=lambda event: event[0])[1] if events else None
 
 
 def checked_analytes(view: PatientView, knowledge: Knowledge) -> frozenset[str]:

@@ -17,6 +17,12 @@ CARD_FIELDS = frozenset({"uuid", "summary", "detail", "indicator", "source", "su
                          "overrideReasons", "links"})
 TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
 HTML_TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
+# Rule ids (RF1, W2, L5, DQ1, CR2...) and internal reference ids (S4, E13) never reach the clinician.
+# (A code such as ICD-10 M62.81 or R13, or "free T4", is chart or clinical text, not an id.)
+from cards.rules import RULES  # noqa: E402
+
+INTERNAL_ID = re.compile(r"\b(?:Rule [A-Z]+\d+|(?:" + "|".join(rule.rule_id for rule in RULES) +
+                         r")(?![\d.])|[ES]\d{1,2}(?![\d.]))")
 LAB_CATEGORY = "108252007"
 REFERRAL_CATEGORY = "3457005"
 REFERRAL_CODE = "183521007"
@@ -49,7 +55,11 @@ def assert_card(card: Any) -> None:
     detail = card.get("detail")
     assert isinstance(detail, str) and detail.strip(), "detail is present and non-empty"
     assert not HTML_TAG.search(detail), f"detail contains raw HTML: {HTML_TAG.search(detail).group(0)!r}"
-    assert "Rule " in detail, "detail names the rule and its source"
+    # Issue 13 item 11: sources by name, rule ids and internal reference ids kept off the card; the
+    # knowledge version once, discreetly, at the foot.
+    text = f"{summary}\n{detail}"
+    assert not INTERNAL_ID.search(text), f"card text shows an internal id: {INTERNAL_ID.search(text).group(0)!r}"
+    assert detail.count("Knowledge version") == 1 and detail.rstrip().endswith("._"), "version once, at the foot"
     assert "None" not in detail, "detail leaks a Python None"
 
     _assert_source(card.get("source"))
@@ -58,6 +68,7 @@ def assert_card(card: Any) -> None:
     if "links" in card:
         links = card["links"]
         assert isinstance(links, list) and links, "links is a non-empty list"
+        assert card["source"].get("url") not in {link["url"] for link in links}, "the source is shown once"
         for link in links:
             assert set(link) == {"label", "url", "type"}, f"link fields {sorted(link)}"
             assert link["type"] == "absolute", "links are absolute"
@@ -118,14 +129,20 @@ def _assert_service_request(resource: Any, card: Mapping[str, Any]) -> None:
     reference = resource.get("subject", {}).get("reference", "")
     assert reference.startswith("Patient/") and len(reference) > len("Patient/"), "ServiceRequest.subject"
     category = resource["category"][0]["coding"][0]
-    code = resource["code"]["coding"][0]
     assert category["system"] == "http://snomed.info/sct"
     topic = card["source"]["topic"]["code"]
     if topic == "neurology-referral":
+        code = resource["code"]["coding"][0]
         assert category["code"] == REFERRAL_CATEGORY and code["code"] == REFERRAL_CODE, "referral codes"
         assert resource.get("note"), "referral carries a note"
+        if resource.get("priority") == "urgent":  # NICE NG42: the suspicion is named (issue 13 item 7)
+            assert "uspected" in resource["reasonCode"][0]["text"] and "uspected" in resource["note"][0]["text"]
     else:
-        assert category["code"] == LAB_CATEGORY and code["system"] == "http://loinc.org", "lab order codes"
+        assert category["code"] == LAB_CATEGORY, "lab order category"
+        # A LOINC-coded order, or (UK U&E and bone profile, no verified order code) a text-only one.
+        codings = resource["code"].get("coding")
+        assert (codings and codings[0]["system"] == "http://loinc.org") or \
+            (not codings and resource["code"].get("text")), "lab order codes"
     from fhir.resources.R4B.servicerequest import ServiceRequest
 
     ServiceRequest.model_validate(resource)

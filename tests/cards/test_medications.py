@@ -102,13 +102,15 @@ def test_daily_dose_from_tablets_strength_and_frequency() -> None:
     assert unknown.daily_dose_mg is None
 
 
-def test_taper_detected_from_steps_or_wording() -> None:
+def test_taper_detected_from_falling_doses_only() -> None:
     steps = [dose(40, start="2026-11-01", end="2026-11-07", sequence=1),
              dose(20, start="2026-11-08", end="2026-11-20", sequence=2)]
     tapering = one(medication_request(rxnorm="312615", dosage=steps))
     assert tapering.tapering and tapering.prednisone_equivalent_mg == 20
-    worded = one(medication_request(rxnorm="312615", dosage=[dose(20, text="taper by 5 mg weekly")]))
-    assert worded.tapering
+    # Issue 13 item 8: a word is not a taper ("review before any taper" is a plan); only falling doses are.
+    worded = one(medication_request(rxnorm="312615", dosage=[dose(20, text="taper by 5 mg weekly")],
+                                    note=[{"text": "review in 4 weeks before any taper"}]))
+    assert not worded.tapering
     steady = one(medication_request(rxnorm="312615", dosage=[dose(20)]))
     assert not steady.tapering
 

@@ -20,10 +20,18 @@ def test_status_filter_ignores_entered_in_error_and_cancelled() -> None:
 
 
 def test_preliminary_only_when_nothing_else() -> None:
-    assert view(potassium(3.0, status="preliminary", effective="2026-11-01"),
+    assert view(potassium(4.0, status="preliminary", effective="2026-11-01"),
                 potassium(4.2, effective="2026-10-01")).labs["potassium"].value == 4.2
     only = view(potassium(3.0, status="preliminary")).labs["potassium"]
     assert only.value == 3.0 and only.preliminary
+
+
+def test_a_newer_preliminary_result_out_of_range_wins_over_an_older_final_one() -> None:
+    """Issue 13 item 3: safety first; it is used (and shown as preliminary), the final one kept beside it."""
+    result = view(ck(2400, status="preliminary", effective="2026-11-10"), ck(150, effective="2026-10-01")).labs["ck"]
+    assert result.value == 2400 and result.preliminary and result.older_final.value == 150
+    older = view(ck(2400, status="preliminary", effective="2026-09-10"), ck(150, effective="2026-10-01")).labs["ck"]
+    assert older.value == 150 and not older.preliminary  # an older preliminary result never wins
 
 
 def test_latest_effective_time_wins_across_precisions_and_zones() -> None:

@@ -127,7 +127,9 @@ def test_a_ck_of_1200_in_a_non_ucum_spelling_fires_the_referral(unit):
     raised = ck(1200, effective="2026-11-10", valueQuantity={"value": 1200, "unit": unit})
     result = run(chart_with(raised))
     assert "neurology-referral" in topics(result)
-    assert "CK at or above 3.9× the upper limit of normal" in card(result, "neurology-referral")["detail"]
+    detail = card(result, "neurology-referral")["detail"]
+    # The red-flag line states the threshold; the measured multiple is on the result's own line (item 14).
+    assert "CK at or above 3× the upper limit of normal" in detail and "3.9× the upper limit of normal" in detail
 
 
 def test_ck_in_microkatal_converts():
@@ -156,8 +158,9 @@ def test_a_result_whose_unit_is_not_known_is_shown_as_unreadable_and_blocks_reas
     result = run(chart_with(unknown))
     assert "reassurance" not in topics(result)
     detail = card(result, "workup-incomplete")["detail"]
-    assert "BMP: the result of 2026-11-10 could not be read (unit 'xyz' is not known for this test); " \
-           "check it in the chart" in detail
+    # The panel line names the part that could not be read, beside the parts on file (issue 13 item 13).
+    assert "BMP: potassium of 2026-11-10 could not be read (unit 'xyz' is not known for this test); " \
+           "check it in the chart; sodium 140 mmol/L" in detail
     assert "no usable result" not in detail
     assert card(result, "workup-incomplete")["summary"] == (
         "A work-up result could not be read: check it in the chart before calling the twitching or cramp benign.")

@@ -19,7 +19,7 @@ from tests.cards.factories import (NOW, PID, ck, condition, cramp, fasciculation
 def test_public_api_surface() -> None:
     result = run([patient(), fasciculation(), *normal_workup()])
     assert isinstance(result, Review)
-    assert result.topics == ("reassurance",) and result.skipped_resources == 0
+    assert result.topics == ("reassurance",) and result.skipped_resources == 0 and result.rules == ("R1",)
     assert result.view.patient_id == PID and result.view.has_index_symptom
     assert ReviewOptions() == ReviewOptions(locale="US", reassurance_given_on=None)
     assert KNOWLEDGE_VERSION and LAB_LOINC_CODES and FINDING_CODES and load_knowledge()
@@ -46,16 +46,19 @@ def test_precedence_rules() -> None:
     abnormal = finding("L1", "abnormal-result", "low_potassium", "s")
     medicine = finding("M1", "medication-review", "diuretic", "s")
     assert apply_precedence([red_flag, reassure, treat, medicine]) == [red_flag, medicine]
-    assert apply_precedence([workup, reassure, treat]) == [workup, treat]
-    assert apply_precedence([abnormal, reassure, treat]) == [abnormal, treat]
+    # Treatment options only beside reassurance: never while the work-up is open (issue 13 item 15).
+    assert apply_precedence([workup, reassure, treat]) == [workup]
+    assert apply_precedence([abnormal, reassure, treat]) == [abnormal]
     assert apply_precedence([reassure, treat, medicine]) == [reassure, treat, medicine]
 
 
 def test_cards_come_most_urgent_first() -> None:
     result = run([patient(), fasciculation(severity="moderate"), cramp(), condition("M62.81"), potassium(3.0),
                   medication_request(rxnorm="310798"), condition("G25.81")])
+    # Beside a red flag the cramp card (symptomatic drug options) is held back and restless legs keeps its own
+    # card (issue 13 items 8 and 15).
     assert topics(result) == ["neurology-referral", "abnormal-result", "workup-incomplete", "medication-review",
-                              "cramp-management", "differential"]
+                              "differential"]
 
 
 def test_duplicates_and_other_patients_resources_are_ignored() -> None:

@@ -12,7 +12,9 @@ LAB_SUGGESTIONS = {"24321-2", "17861-6", "3016-3", "2157-6"}
 
 def test_no_labs_suggests_each_required_test() -> None:
     c = card(run([patient(), fasciculation()]), "workup-incomplete")
-    assert set(suggested_codes(c)) == LAB_SUGGESTIONS
+    # A US BMP contains calcium: the two are never suggested side by side (issue 13 item 12).
+    assert set(suggested_codes(c)) == LAB_SUGGESTIONS - {"17861-6"}
+    assert "Calcium: no result on file (the suggested BMP includes it)" in c["detail"]
     assert c["selectionBehavior"] == "any" and c["indicator"] == "info"
     action = c["suggestions"][0]["actions"][0]["resource"]
     assert action["category"][0]["coding"][0]["code"] == "108252007"
@@ -154,5 +156,5 @@ def test_thyroid_patterns(tsh_value, free_t4, kind_text) -> None:
 
 def test_one_card_lists_every_abnormal_result() -> None:
     c = card(_abnormal(potassium(3.0), sodium(129), ck(700), skip=("potassium", "sodium", "ck")), "abnormal-result")
-    assert c["summary"].startswith("3 abnormal results")
+    assert c["summary"].startswith("3 results outside their range (low potassium, low sodium, raised CK)")
     assert c["detail"].count("\n- ") >= 3

@@ -166,6 +166,7 @@ def test_one_line_per_service_call_with_the_fields_operations_need(tmp_path, cap
     answered, failed, invalid = lines
     assert answered.hookInstance == request["hookInstance"] and answered.service == REVIEW_SERVICE
     assert answered.card_topics and answered.prefetch == {key: "supplied" for key in request["prefetch"]}
+    assert answered.card_rules  # the rule ids behind the cards: in the log, never on a card (issue 13 item 11)
     assert answered.duration_ms > 0
     # The 412 names every required key; serviceRequests is optional (hooks/fasciculation_review.py).
     required = sorted(key for key in request["prefetch"] if key != "serviceRequests")
