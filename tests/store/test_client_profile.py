@@ -23,7 +23,7 @@ from tests.store.support import (FEEDBACK_PATH, SERVICE_PATH, TEST_SECRET, accep
 PUBLIC_BASE = "https://cds.hospital.test"
 NOW = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
 KEY = new_key("ES384")
-NO_LABS = "04-no-labs"  # work-up card with four orderable suggestions, and a referral card
+NO_LABS = "04-no-labs"  # work-up card with three orderable suggestions (the BMP includes calcium), and a referral card
 QUININE = "13-night-cramps-quinine"  # cards with links to several hosts
 CARD_SCHEMA = CardSchema()
 
@@ -90,7 +90,7 @@ def test_cds_hooks_1_0_at_most_one_keeps_each_card_with_its_suggestions(tmp_path
     assert with_suggestions and all(card["selectionBehavior"] == "at-most-one" for card in with_suggestions)
     assert all(sum(bool(s.get("isRecommended")) for s in card["suggestions"]) <= 1 for card in with_suggestions)
     [workup] = [card for card in cards if len(card.get("suggestions", [])) > 1]
-    assert [s["label"] for s in workup["suggestions"]] == ["Order BMP", "Order calcium", "Order TSH", "Order CK"]
+    assert [s["label"] for s in workup["suggestions"]] == ["Order BMP", "Order TSH", "Order CK"]
     assert logged_uuids(app) == {card["uuid"] for card in cards}
 
 
@@ -108,7 +108,7 @@ def test_cds_hooks_1_0_one_suggestion_per_card_splits_the_orders(tmp_path):
     # Each order on its own card, led by its label; this summary fits whole (long ones are cut: below).
     assert [card["summary"] for card in split] == [f"{s['label']}: {workup['summary']}" for s in workup["suggestions"]]
     assert all(card["detail"] == workup["detail"] for card in split)
-    assert len({card["uuid"] for card in cards}) == len(cards) == len(full) + 3
+    assert len({card["uuid"] for card in cards}) == len(cards) == len(full) + 2
     # Every card sent is in the card log, so feedback on any of them is recognised.
     assert logged_uuids(app) == {card["uuid"] for card in cards}
     response = app.test_client().post(FEEDBACK_PATH, json={"feedback": [accepted(
