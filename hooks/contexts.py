@@ -96,10 +96,26 @@ def draft_references(bundle: Mapping[str, Any]) -> set[str]:
     return references
 
 
+# What DraftOrdersField checks, said in JSON Schema (the OpenAPI contract).
+_DRAFT_ORDERS_JSON_SCHEMA = {
+    "description": "A FHIR Bundle of the draft orders (MedicationRequest and others).",
+    "required": ["resourceType"],
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "entry": {"type": "array", "items": {
+            "type": "object", "required": ["resource"],
+            "properties": {"resource": {
+                "type": "object", "required": ["resourceType"],
+                "properties": {"resourceType": {"type": "string", "minLength": 1},
+                               "id": {"type": "string", "pattern": FHIR_ID.pattern}}}}}},
+    },
+}
+
+
 class OrderSignContextSchema(PatientViewContextSchema):
     """order-sign (hook 1.0/2.0): the orders about to be signed."""
 
-    draftOrders = DraftOrdersField(required=True, keys=fields.Str())
+    draftOrders = DraftOrdersField(required=True, keys=fields.Str(), metadata=_DRAFT_ORDERS_JSON_SCHEMA)
 
 
 class OrderSelectContextSchema(OrderSignContextSchema):

@@ -127,27 +127,31 @@ def carbamazepine_in_pregnancy(view: PatientView, drafts, knowledge: Knowledge, 
             for draft in chosen]
 
 
-def provoking_medicine(view: PatientView, drafts, knowledge: Knowledge, emit) -> list[Finding]:
-    """Starting a medicine that provokes cramp or twitching (diuretic, stimulant, high-dose corticosteroid,
-    beta-2 agonist) in a patient who has cramp or twitching, or a low potassium or magnesium: a note,
-    with the monitoring its class calls for (S4; E9; E10; E15; S0, E5). A class already current on the
-    chart is not being started (the chart card reviews it)."""
-    settings = knowledge.prescribing
-    symptoms = _index_symptoms(view)
-    low = tuple(result for analyte in settings.low_analytes
-                if (result := fresh(view, knowledge, analyte)) is not None and result.direction == "low")
-    if not symptoms and not low:
-        return []
-    found = []
-    for draft in drafts:
-        classes = [c for c in draft.classes if c in settings.provoking_classes and not view.current_in_class(c)]
-        if STEROID in classes and draft.prednisone_equivalent_mg is not None and \
-                draft.prednisone_equivalent_mg < knowledge.thresholds.steroid_high_dose_prednisone_mg_per_day:
-            classes.remove(STEROID)  # a low corticosteroid dose: not the high-dose therapy S0 names
-        if classes:
-            found.append(emit(classes[0], draft, *symptoms, *low, symptoms=bool(symptoms),
-                              low=tuple(result.analyte for result in low)))
-    return found
+def provoking(drug_class: str) -> PrescribingFunction:
+    """Starting a medicine of ``drug_class`` that provokes cramp or twitching in a patient who has cramp or
+    twitching, or a low potassium or magnesium: a note, with the monitoring the class calls for
+    (settings.yaml prescribing.provoking_classes). A class already current on the chart is not being
+    started (the chart card reviews it); a corticosteroid counts at a high dose, or when its dose is unknown."""
+
+    def rule(view: PatientView, drafts, knowledge: Knowledge, emit) -> list[Finding]:
+        if drug_class not in knowledge.prescribing.provoking_classes or view.current_in_class(drug_class):
+            return []
+        chosen = [d for d in drafts if d.has_class(drug_class)]
+        if drug_class == STEROID:
+            high = knowledge.thresholds.steroid_high_dose_prednisone_mg_per_day
+            chosen = [d for d in chosen if d.prednisone_equivalent_mg is None or d.prednisone_equivalent_mg >= high]
+        if not chosen:
+            return []
+        symptoms = _index_symptoms(view)
+        low = tuple(result for analyte in knowledge.prescribing.low_analytes
+                    if (result := fresh(view, knowledge, analyte)) is not None and result.direction == "low")
+        if not symptoms and not low:
+            return []
+        return [emit(drug_class, draft, *symptoms, *low, symptoms=bool(symptoms),
+                     low=tuple(result.analyte for result in low)) for draft in chosen]
+
+    rule.__name__ = f"starting_{drug_class}"
+    return rule
 
 
 PRESCRIBING_RULES: tuple[PrescribingRule, ...] = (
@@ -158,8 +162,14 @@ PRESCRIBING_RULES: tuple[PrescribingRule, ...] = (
                     rule_out_first),
     PrescribingRule("RX4", RX_CARBAMAZEPINE_PREGNANCY, "E20 carbamazepine label (pregnancy); E16; clinical.md 1.6",
                     carbamazepine_in_pregnancy),
-    PrescribingRule("RX5", RX_PROVOKING_MEDICINE, "S4 What questions should I ask? (diuretics, methylphenidate); "
-                    "E9; E10; E15; S0 Screen for Secondary Causes (corticosteroids); E5", provoking_medicine),
+    PrescribingRule("RX5", RX_PROVOKING_MEDICINE, "S4 What questions should I ask? (diuretics); E10; E9",
+                    provoking("diuretic")),
+    PrescribingRule("RX6", RX_PROVOKING_MEDICINE, "S4 What questions should I ask? (methylphenidate); E15",
+                    provoking("stimulant")),
+    PrescribingRule("RX7", RX_PROVOKING_MEDICINE, "S0 Screen for Secondary Causes (high-dose corticosteroids); E5",
+                    provoking(STEROID)),
+    PrescribingRule("RX8", RX_PROVOKING_MEDICINE, "E9 NICE CKS (salbutamol); E10 (long-acting beta-2 agonists); E15",
+                    provoking("beta2_agonist")),
 )
 
 
