@@ -78,9 +78,9 @@ class DraftOrdersField(fields.Dict):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str) \
                     or not resource["resourceType"]:
-                problems[index] = "must hold a resource with a resourceType"
+                problems[index] = ["must hold a resource with a resourceType"]
             elif "id" in resource and (not isinstance(resource["id"], str) or not FHIR_ID.fullmatch(resource["id"])):
-                problems[index] = "resource.id must be a FHIR id"
+                problems[index] = ["resource.id must be a FHIR id"]
         if problems:
             raise ValidationError({"entry": problems})
         return bundle
@@ -130,7 +130,7 @@ class OrderSelectContextSchema(OrderSignContextSchema):
         if "selections" not in data or "draftOrders" not in data:
             return  # the field's own error is reported
         drafts = draft_references(data["draftOrders"])
-        unknown = {index: f"{selection} is not an order in draftOrders"
+        unknown = {index: [f"{selection} is not an order in draftOrders"]
                    for index, selection in enumerate(data["selections"]) if selection not in drafts}
         if unknown:
             raise ValidationError(unknown, "selections")
