@@ -337,3 +337,20 @@ def test_an_unreadable_reason_is_reported_and_counts_as_unknown():
 
 def test_children_get_no_prescribing_card():
     assert check([f.patient(birth_date="2012-01-01"), f.cramp()], draft(QUININE, reason=CRAMP_REASON)).cards == []
+
+
+def test_stimulant_with_low_magnesium_and_no_symptom_names_the_magnesium():
+    resources = [f.patient(), *f.normal_workup(), f.magnesium(1.2, effective="2026-10-02")]
+    card = only(check(resources, draft(("6901", "methylphenidate"))), "rx-provoking-medicine")
+    assert card["summary"] == ("Methylphenidate can provoke cramp or twitching; this patient's magnesium is already low: "
+                               "monitor BMP.")
+    assert "Magnesium 1.2 mg/dL" in card["detail"]
+
+
+def test_every_prescribing_setting_is_exercised():
+    """settings.yaml `prescribing`: each provoking class, low analyte and teratogenic ingredient has a test above."""
+    settings = load_knowledge().prescribing
+    assert set(settings.provoking_classes) == {"diuretic", "stimulant", "systemic_corticosteroid", "beta2_agonist"}
+    assert settings.low_analytes == ("potassium", "magnesium")
+    assert settings.teratogenic_ingredients == {"carbamazepine"}
+    assert settings.cyclobenzaprine_max_days == 21

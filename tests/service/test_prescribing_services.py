@@ -272,3 +272,10 @@ def test_declarations_are_the_only_thing_the_service_layer_needs():
     from service.protocol import context_schema_of
     for service in ALL_SERVICES:
         assert context_schema_of(service).__class__ is service.context_schema
+
+
+def test_every_prescribing_topic_is_expected_by_a_fixture_and_no_card_is_one_too():
+    from cards.rules.prescribing import RX_TOPICS
+    seen = {card["topic"] for scenario in SCENARIOS for card in load("expected", scenario)["cards"]}
+    assert seen == set(RX_TOPICS)
+    assert any(not load("expected", scenario)["cards"] for scenario in SCENARIOS)
