@@ -49,7 +49,10 @@ def draft_lines(ctx: CardContext, draft: DraftMedication, *, duration: bool = Fa
         lines.append(_phrase(ctx, "reason_unreadable", reason=safe(draft.reason_unreadable)))
     elif draft.reason_texts:
         lines.append(_phrase(ctx, "reason", reason=safe("; ".join(draft.reason_texts))))
-    elif not draft.reason_concepts:
+    elif draft.reason_concepts:  # coded, with neither text nor display: the concept's own name
+        names = [ctx.texts.name("concepts", concept) for concept in draft.reason_concepts]
+        lines.append(_phrase(ctx, "reason", reason="; ".join(names)))
+    else:
         lines.append(_phrase(ctx, "no_reason"))
     if duration:
         lines.append(duration_line(ctx, draft))

@@ -354,3 +354,10 @@ def test_every_prescribing_setting_is_exercised():
     assert settings.low_analytes == ("potassium", "magnesium")
     assert settings.teratogenic_ingredients == {"carbamazepine"}
     assert settings.cyclobenzaprine_max_days == 21
+
+
+def test_a_reason_coded_without_text_is_named_by_its_concept():
+    bare = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R25.2"}]}
+    card = only(check(chart(), draft(QUININE, reason=bare)), "rx-quinine")
+    assert "Stated reason: Muscle cramp" in card["detail"] and "No reason stated" not in card["detail"]
+    assert card["summary"].startswith("Quinine for leg cramps")
