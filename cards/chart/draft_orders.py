@@ -127,7 +127,7 @@ def _reason(resource: Mapping[str, Any], knowledge: Knowledge,
             label = concept_text(concept, "reasonCode")
             if label:
                 texts.append(label)
-            else:
+            elif matched is None:  # a code the rules do not know, without text: shown as the code
                 code = next((code for _, code, _ in codings(concept, "reasonCode") if code), None)
                 if code:
                     texts.append(f"code {code}")
