@@ -28,12 +28,10 @@ def test_cards_say_exactly_what_the_reviewed_golden_says(run, runner):
     assert run.path.is_file(), (f"{run.path.relative_to(golden.ROOT)} is missing: run `python -m fixtures.golden "
                                 f"{run.name}`, review build/golden-proposed/{run.name}.yaml, and commit it")
     cards = runner.cards(run)
-    expected = run.path.read_text(encoding="utf-8")
-    actual = golden.render(run, cards)
-    if actual != expected:
-        pytest.fail(f"card text differs from the reviewed golden (propose: python -m fixtures.golden {run.name}):\n"
-                    + golden.unified_diff(expected, actual, run.name), pytrace=False)
-    assert golden.load_cards(expected) == cards  # the file holds the cards themselves, nothing lost in YAML
+    message = golden.mismatch(run, cards)
+    if message:
+        pytest.fail(message, pytrace=False)
+    assert golden.load_cards(run.path.read_text(encoding="utf-8")) == cards  # nothing lost in the YAML
 
 
 def test_every_golden_file_belongs_to_a_run():
@@ -69,3 +67,24 @@ def test_a_changed_word_fails_with_a_readable_diff():
     added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert len(removed) == len(added) == 1 and "boxed warning" in removed[0] and "boxed warning" not in added[0]
     assert diff.startswith("--- expected fixtures/expected/cards/13-night-cramps-quinine.yaml\n+++ actual")
+
+
+def test_the_command_proposes_beside_the_goldens_and_check_fails_on_a_difference(tmp_path, monkeypatch, capsys):
+    """`python -m fixtures.golden` writes proposals elsewhere and never touches a committed golden;
+    `--check` exits 1 and prints the diff; `--update` is the only way to rewrite one."""
+    run = next(run for run in RUNS if run.name == "04-no-labs")
+    committed = tmp_path / "cards"
+    committed.mkdir()
+    reviewed = run.path.read_text(encoding="utf-8")
+    stale = reviewed.replace("Order TSH", "Order thyroid tests")
+    (committed / run.path.name).write_text(stale, encoding="utf-8")
+    monkeypatch.setattr(golden, "GOLDEN_DIR", committed)
+    assert golden.main(["--check", "04-no-labs"]) == 1
+    out = capsys.readouterr().out
+    assert "-  - label: Order thyroid tests" in out and "+  - label: Order TSH" in out
+    proposed = tmp_path / "proposed"
+    assert golden.main(["--out", str(proposed), "--quiet", "04-no-labs"]) == 0
+    assert (committed / run.path.name).read_text(encoding="utf-8") == stale
+    assert (proposed / run.path.name).read_text(encoding="utf-8") == reviewed
+    assert golden.main(["--update", "--quiet", "04-no-labs"]) == 0
+    assert (committed / run.path.name).read_text(encoding="utf-8") == reviewed
