@@ -80,6 +80,37 @@ def test_every_analyte_code_is_read_as_a_component_of_every_panel(panel, analyte
     assert view.labs[analyte].value == pytest.approx(middle(analyte))
 
 
+# Aliases of UCUM units no unit table lists: converted through the UCUM library (labs.yaml header). Their
+# factors, stated here independently of that library: 1 µkat/L = 60 U/L (1 U = 1 µmol/min), 1 mIU/mL = 1000 mIU/L.
+CONVERTED_BY_UCUM = {"ukat/L": ("ck", 60), "m[IU]/mL": ("tsh", 1000)}
+
+
+def _analyte_using(ucum: str):
+    """An analyte code whose unit table lists ``ucum``, with its factor (or one converted by the UCUM library)."""
+    for analyte, entry in ANALYTES.items():
+        for code in entry["codes"]:
+            units = code.get("units") or entry["units"]
+            if ucum in units:
+                return analyte, code, units[ucum]
+    if ucum in CONVERTED_BY_UCUM:
+        analyte, factor = CONVERTED_BY_UCUM[ucum]
+        return analyte, ANALYTES[analyte]["codes"][0], factor
+    raise AssertionError(f"no analyte lists {ucum}: give its factor in CONVERTED_BY_UCUM")
+
+
+ALIASES = sorted(LABS["unit_aliases"].items())
+
+
+@pytest.mark.parametrize("alias, ucum", ALIASES, ids=[alias for alias, _ in ALIASES])
+def test_every_unit_alias_is_read_as_its_ucum_unit(alias, ucum):
+    """A non-UCUM spelling sent as text only (no UCUM code) converts as the UCUM unit it names."""
+    analyte, code, factor = _analyte_using(ucum)
+    reported = middle(analyte) / factor
+    sent = result(analyte, code, reported, alias, ucum=False)
+    view = run([patient(), fasciculation(), sent]).view
+    assert view.labs[analyte].value == pytest.approx(middle(analyte), rel=1e-6), (alias, analyte)
+
+
 # ---- default reference ranges and what a result outside them means ---------------------------------------------
 def _bounds(analyte: str):
     entry = ANALYTES[analyte]
