@@ -232,7 +232,8 @@ TONGUE = [("code", _site_code(e)) for e in FINDINGS["tongue_body_site"]["codes"]
          [("word", {"text": word.title()}) for word in FINDINGS["tongue_body_site"]["words"]]
 
 
-@pytest.mark.parametrize("kind, site", TONGUE, ids=[f"{k}-{s.get('text') or s['coding'][0]['code']}" for k, s in TONGUE])
+@pytest.mark.parametrize("kind, site", TONGUE,
+                         ids=[f"{k}-{s.get('text') or s['coding'][0]['code']}" for k, s in TONGUE])
 def test_every_tongue_site_makes_fasciculation_bulbar(kind, site):
     referral = card(run([*BASE, fasciculation(bodySite=[site])]), REFERRAL)
     assert referral["indicator"] == "critical"

@@ -383,7 +383,8 @@ def test_albumin_reference_and_correction(side):
     # 2.10 total: corrected 2.20 (normal) below the reference, 2.10 (low) at it, 2.00 (low) above it.
     assert ("abnormal-result" in topics(result)) is (corrected < 2.12)
     if corrected < 2.12:
-        assert f"corrected for albumin {albumin} g/L: {corrected:.2f} mmol/L" in card(result, "abnormal-result")["detail"]
+        detail = card(result, "abnormal-result")["detail"]
+        assert f"corrected for albumin {albumin} g/L: {corrected:.2f} mmol/L" in detail
 
 
 @pytest.mark.parametrize("side", SIDES)

@@ -56,7 +56,8 @@ def _read_in(short: str, uri: str) -> None:
         assert run([patient(), fasciculation(), observation("2823-3", None, None, valueQuantity=quantity)]).view.labs[
             "potassium"].value == 4.1
     elif short in ("rxnorm", "atc"):
-        medicine = medication_request(medicationCodeableConcept=_coded(uri, {"rxnorm": "2409", "atc": "C03BA04"}[short]))
+        chlorthalidone = {"rxnorm": "2409", "atc": "C03BA04"}[short]
+        medicine = medication_request(medicationCodeableConcept=_coded(uri, chlorthalidone))
         assert "(chlorthalidone)" in card(run([*BASE, fasciculation(), medicine]), "medication-review")["summary"]
     elif short == "cpt":
         order = {"resourceType": "ServiceRequest", "id": "sr-cpt", "status": "active", "intent": "order",
@@ -223,7 +224,8 @@ def test_every_sex_code_and_word_picks_the_range_for_the_patient(sex, kind, entr
 def test_every_neutral_word_keeps_an_order_name_whole(word):
     order = {"resourceType": "ServiceRequest", "id": "sr-tsh", "status": "active", "intent": "order",
              "subject": {"reference": "Patient/p1"},
-             "code": {"coding": [{"system": "https://fhir.example.org/codeSet/200", "code": "7"}], "text": f"TSH {word}"}}
+             "code": {"coding": [{"system": "https://fhir.example.org/codeSet/200", "code": "7"}],
+                      "text": f"TSH {word}"}}
     workup = card(run([patient(), fasciculation(), order]), "workup-incomplete")
     assert "3016-3" not in suggested_codes(workup), f"'TSH {word}' was not read as a TSH order"
     other = dict(order, code={**order["code"], "text": f"TSH {word} receptor antibodies"})
