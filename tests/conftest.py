@@ -18,7 +18,7 @@ from service.config import Settings
 from tests.logcapture import capturing_all_logs
 from tests.secrets import ISSUED
 
-pytest_plugins = ["tests.fhirserver"]
+pytest_plugins = ["tests.fhirserver", "tests.ci_no_skip", "pytester"]
 
 FIXTURE_AS_OF = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
 PROBE_ID = "probe"

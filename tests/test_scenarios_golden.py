@@ -1,4 +1,4 @@
-"""Golden tests: every fixture scenario gives exactly its expected cards.
+"""Golden tests: every fixture scenario gives exactly its expected cards (full card text: test_cards_golden.py).
 
 Each scenario runs twice through the real service: once with the EHR's full prefetch, and
 once with no prefetch at all, so the service fetches everything from a real FHIR server
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import golden
 from service import create_app
 from service.schemas import CardSchema
 from tests.cards.test_scenarios import assert_card_texts, suggestion_code
@@ -23,6 +24,7 @@ from tests.secrets import secret_token
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SCENARIOS = sorted(path.stem for path in (FIXTURES / "expected").glob("*.json"))
 SERVICE_URL = "/cds-services/fasciculation-cramp-review"
+GOLDEN_RUNS = {run.name: run for run in golden.plan()}
 CARD_SCHEMA = CardSchema()
 
 
@@ -101,6 +103,11 @@ def test_scenario_fetched_from_the_fhir_server(scenario, fhir_with_every_patient
                                     "scope": "user/*.read", "subject": "fasciculation-cds"}
     response = app_for(expected, fhir_deadline_seconds=10.0).test_client().post(SERVICE_URL, json=request)
     assert_matches_expected(response, expected)
+    # Fetched or prefetched, the clinician reads the same words: the full text equals the reviewed golden.
+    cards = [golden.without_volatile(card) for card in response.get_json()["cards"]]
+    message = golden.mismatch(GOLDEN_RUNS[scenario], cards)
+    if message:
+        pytest.fail(message, pytrace=False)
 
 
 def test_there_are_at_least_twenty_scenarios():

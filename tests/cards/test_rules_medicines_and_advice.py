@@ -25,6 +25,18 @@ def test_current_provoking_medicines_get_a_review_card(medicine, label) -> None:
     assert "reassurance" in topics(result)  # additive
 
 
+@pytest.mark.parametrize("rxnorm, subclass", [("9997", "potassium-sparing diuretic"), ("313988", "loop diuretic"),
+                                              ("310798", "thiazide diuretic")])
+def test_the_diuretic_explanation_is_true_for_every_kind_of_diuretic(rxnorm, subclass) -> None:
+    """Golden review (issue 18): "Diuretics lower potassium" was said of spironolactone too, which raises it."""
+    detail = card(run([*BASE, magnesium(), fasciculation(), medication_request(rxnorm=rxnorm)]),
+                  "medication-review")["detail"]
+    assert subclass in detail
+    assert "Diuretics lower potassium" not in detail
+    assert "Loop and thiazide-type diuretics lower potassium and magnesium; potassium-sparing ones can raise potassium." \
+        in detail
+
+
 def test_stopped_long_ago_or_entered_in_error_medicines_are_silent() -> None:
     old = medication_request(rxnorm="313988", status="stopped", authored="2024-05-01")
     wrong = medication_request(rxnorm="310798", status="entered-in-error")

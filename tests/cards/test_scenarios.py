@@ -78,7 +78,10 @@ def _expected_key(card: dict) -> tuple:
     return card["topic"], card["indicator"], tuple(sorted(card.get("suggestions", ())))
 
 
-@pytest.mark.skipif(not SCENARIOS, reason="fixtures/ not present")
+def test_the_scenarios_are_present() -> None:
+    assert SCENARIOS, "fixtures/ holds no scenario: the scenario tests below would not run"
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario_matches_expected_cards(scenario: str) -> None:
     expected = json.loads((FIXTURES / "expected" / f"{scenario}.json").read_text(encoding="utf-8"))
