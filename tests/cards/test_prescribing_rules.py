@@ -235,7 +235,7 @@ def test_diuretic_started_in_a_patient_with_cramp_suggests_u_and_e_and_magnesium
     assert card["summary"] == ("Furosemide can provoke cramp or twitching, which this patient already has: monitor BMP "
                                "and magnesium.")
     assert [s["label"] for s in card["suggestions"]] == ["Order BMP", "Order magnesium"]
-    assert "Diuretics lower potassium and magnesium" in card["detail"]
+    assert "Loop and thiazide-type diuretics lower potassium and magnesium (potassium-sparing ones can raise" in card["detail"]
 
 
 def test_beta2_agonist_with_low_potassium_and_no_symptom():
