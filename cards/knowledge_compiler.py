@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from cards.knowledge_icd import expand
 from cards.knowledge_medicines import compile_medicines
 from cards.knowledge_model import (ICD_SYSTEMS, TRIGGER_GROUPS, Analyte, CodeKey, Concept, Knowledge, KnowledgeError,
-                                   LabCode, Order, Thresholds, bare_code, dotted_icd, normalise_text, normalise_uri)
+                                   LabCode, Order, Prescribing, Thresholds, bare_code, dotted_icd, normalise_text, normalise_uri)
 from cards.knowledge_findings import compile_text_cues
 from cards.knowledge_labs import compile_out_of_range, compile_range_sexes
 from cards.knowledge_orders import check_order_sets, compile_orders, name_pattern
@@ -115,6 +115,7 @@ class Compiler:
                    if system == "loinc"})),
             finding_codes=self._finding_codes(concepts, findings, lab_codes),
             **self._trigger_codes(findings, concepts),
+            prescribing=self._prescribing(settings["prescribing"], meds, analytes, orders),
         )
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -136,6 +137,25 @@ class Compiler:
         if "display" in entry:
             coding["display"] = entry["display"]
         return MappingProxyType(coding)
+
+    def _prescribing(self, raw: Mapping[str, Any], meds, analytes, orders) -> Prescribing:
+        classes, ingredients = set(meds["classes"]), set(meds["ingredients"])
+        for name in raw["teratogenic_ingredients"]:
+            self._require(name in ingredients, "settings", "prescribing.teratogenic_ingredients",
+                          f"unknown ingredient {name!r}")
+        for drug_class, monitoring in raw["provoking_classes"].items():
+            self._require(drug_class in classes, "settings", "prescribing.provoking_classes",
+                          f"unknown medicine class {drug_class!r}")
+            for order in monitoring:
+                self._require(order in orders, "settings", f"prescribing.provoking_classes.{drug_class}",
+                              f"unknown work-up order {order!r}")
+        for analyte in raw["low_analytes"]:
+            self._require(analyte in analytes, "settings", "prescribing.low_analytes", f"unknown analyte {analyte!r}")
+        return Prescribing(
+            cyclobenzaprine_max_days=raw["cyclobenzaprine_max_days"],
+            teratogenic_ingredients=frozenset(raw["teratogenic_ingredients"]),
+            provoking_classes=MappingProxyType({k: tuple(v) for k, v in raw["provoking_classes"].items()}),
+            low_analytes=tuple(raw["low_analytes"]))
 
     def _thresholds(self, settings: Mapping[str, Any]) -> Thresholds:
         values = dict(settings["thresholds"])

@@ -33,6 +33,16 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Prescribing:
+    """settings.yaml `prescribing`: what the order-select / order-sign rules read (cards/rules/prescribing.py)."""
+
+    cyclobenzaprine_max_days: int
+    teratogenic_ingredients: frozenset[str]
+    provoking_classes: Mapping[str, tuple[str, ...]]  # medicine class -> work-up orders that monitor it
+    low_analytes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Concept:
     key: str
     group: str
@@ -146,6 +156,7 @@ class Knowledge:
     # Codes (upper case, dots removed, any system) of the trigger concepts: the index symptoms and the
     # differentials. A chart none of whose codes is among them gets no card (chart.reader.may_trigger).
     trigger_codes: frozenset[str]
+    prescribing: Prescribing
 
     def system_of(self, uri: Any) -> str | None:
         """The short name of a code-system URI, matched by meaning (case, http/https, trailing slash)."""

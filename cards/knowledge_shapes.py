@@ -34,6 +34,12 @@ SETTINGS = {
         "max_cards": NUMBER,
     },
     "recency_policies": MapOf({"months?": NUMBER, "applies_when_active?": bool}, 1),
+    "prescribing": {
+        "cyclobenzaprine_max_days": NUMBER,
+        "teratogenic_ingredients": ListOf(str, 1),
+        "provoking_classes": MapOf(ListOf(str, 1), 1),
+        "low_analytes": ListOf(str, 1),
+    },
 }
 
 FINDINGS = {
@@ -219,6 +225,35 @@ TOPICS = {
         {"myokymia": TEXT, "blepharospasm": TEXT, "hemifacial_spasm": TEXT, "restless_legs": TEXT},
         points=MapOf(POINTS, 1),
     ),
+    # Prescribing (order-select, order-sign; cards/prescribing_cards.py).
+    "rx-quinine": _topic(
+        {"for_cramp": TEXT, "cramp_on_chart": TEXT, "reason_unknown": TEXT}, points=POINTS,
+        suggestion={"label": TEXT, "description": Template("reference")},
+    ),
+    "rx-cyclobenzaprine": _topic(
+        {"for_fasciculation": TEXT, "fasciculation_on_chart": Template("max_days"), "too_long": Template("days"),
+         "duration_unknown": TEXT, "duration_unreadable": TEXT},
+        points=Localised(ListOf(Template("max_days"), 1)), not_indicated_point=TEXT,
+        suggestion={"label": TEXT, "description": Template("reference")},
+    ),
+    "rx-rule-out-first": _topic(
+        {"missing": Template("medicine", "tests"), "unseen": Template("medicine", "tests"),
+         "pending": Template("medicine"), "unreadable": Template("medicine"), "abnormal": Template("medicine"),
+         "generic": TEXT},
+        intro=TEXT, abnormal_line=Template("item", "result"), evidence_point=TEXT,
+    ),
+    "rx-carbamazepine-pregnancy": _topic(
+        {"pregnant": TEXT, "pregnancy_possible": TEXT}, points=POINTS,
+        evidence_line=Template("evidence"), possible_line=Template("evidence"),
+        suggestion={"label": TEXT, "description": Template("reference")},
+    ),
+    "rx-provoking-medicine": _topic(
+        {"symptoms": Template("medicine", "tests"), "low": Template("medicine", "analytes", "tests"),
+         "both": Template("medicine", "analytes", "tests"), "generic": TEXT},
+        explanations={"diuretic": TEXT, "stimulant": TEXT, "systemic_corticosteroid": TEXT, "beta2_agonist": TEXT},
+        monitoring=Template("tests"), steroid_dose_unknown=Template("threshold"),
+    ),
+    "rx-draft-unreadable": _topic({"default": TEXT}, points=POINTS),
 }
 
 NAME_TABLE = MapOf(Localised(str), 1)
@@ -281,4 +316,11 @@ TEXTS = {
         "advice_heading": TEXT,
     },
     "topics": TOPICS,
+    "prescribing_phrases": {
+        "draft": Template("medicine", "reference"), "draft_selected": Template("medicine", "reference"),
+        "reason": Template("reason"), "no_reason": TEXT, "reason_unreadable": Template("reason"),
+        "duration": Template("days", "source"), "duration_unknown": TEXT, "duration_unreadable": Template("reason"),
+        "dose": Template("dose"), "unreadable": Template("reference", "reason"),
+        "duration_sources": MapOf(TEXT, 1),
+    },
 }

@@ -245,3 +245,42 @@ class PatientView:
 
     def active_order_covering(self, order_key: str) -> ActiveOrder | None:
         return next((order for order in self.orders if order_key in order.covers), None)
+
+
+# ---- prescribing (order-select, order-sign) --------------------------------------------------------
+@dataclass(frozen=True)
+class DraftMedication:
+    """A draft MedicationRequest of the order being composed or signed, matched to the medicines the
+    rules know (cards/chart/draft_orders.py). Durations and doses are None when not stated or not
+    readable; `*_unreadable` says why when a stated one could not be read."""
+
+    evidence: str | None  # "MedicationRequest/request-123": what a delete suggestion refers to
+    text: str
+    ingredients: tuple[str, ...]
+    classes: tuple[str, ...]
+    matched_by: str
+    selected: bool = True  # order-select: among the selections; order-sign: every draft
+    reason_concepts: tuple[str, ...] = ()  # findings.yaml concepts the reasonCode/reasonReference names
+    reason_texts: tuple[str, ...] = ()  # the stated reasons as written
+    reason_unreadable: str | None = None
+    duration_days: float | None = None  # the longest period the order states it covers
+    duration_source: str | None = None  # which element stated it (texts.yaml names: duration_sources)
+    duration_unreadable: str | None = None
+    daily_dose_mg: float | None = None
+    prednisone_equivalent_mg: float | None = None
+    dose_unreadable: str | None = None
+
+    def has_class(self, drug_class: str) -> bool:
+        return drug_class in self.classes
+
+    @property
+    def reason_stated(self) -> bool:
+        return bool(self.reason_concepts or self.reason_texts or self.reason_unreadable)
+
+
+@dataclass(frozen=True)
+class UnreadableDraft:
+    """A draft order whose medicine could not be identified because a used element is malformed."""
+
+    evidence: str | None
+    reason: str

@@ -162,6 +162,9 @@ def _lab_suggestion(ctx: CardContext, orderable: str) -> dict[str, Any]:
                           test_long=t.name("orderables_long", orderable)), resource)
 
 
+lab_suggestion = _lab_suggestion  # the prescribing cards (cards/prescribing_cards.py) suggest the same orders
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 

@@ -162,6 +162,9 @@ class CdsService:
     # After construction `prefetch` holds the templates (discovery) and `prefetch_keys` the policies.
     prefetch: Mapping[str, str | PrefetchKey] = field(default_factory=dict)
     usage_requirements: str | None = None
+    # The marshmallow schema of the hook's context (hooks/contexts.py); None: the hook library's one
+    # for `hook`, when the service layer knows it.
+    context_schema: type | None = field(default=None, repr=False, compare=False)
     prefetch_keys: Mapping[str, PrefetchKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

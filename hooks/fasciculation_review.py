@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from cards import (FINDING_CODES, KNOWLEDGE_VERSION, LAB_LOINC_CODES, DataGap, ReviewOptions,
                    medication_references_needed, review)
 from cards.view import CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS, PATIENT
+from hooks.contexts import PatientViewContextSchema
 from hooks.declaration import CdsService, HookCall, HookResult, PrefetchKey
 
 PATIENT_ID = "{{context.patientId}}"
@@ -92,4 +93,5 @@ SERVICE = CdsService(
         "ServiceRequest for the patient, by prefetch or through fhirServer with fhirAuthorization; and "
         "to Medication, for medicines named by reference."
     ),
+    context_schema=PatientViewContextSchema,
 )

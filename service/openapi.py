@@ -280,7 +280,8 @@ def _refine(schemas: dict[str, Any], services: list[CdsService]) -> None:
         request = copy.deepcopy(schemas[_request_name(hook)])
         properties = request["properties"]
         properties["hook"] = {"type": "string", "enum": [hook]}
-        context_schema = CONTEXT_SCHEMAS.get(hook)
+        context_schema = next((service.context_schema for service in services
+                               if service.hook == hook and service.context_schema), None) or CONTEXT_SCHEMAS.get(hook)
         if context_schema is not None:
             properties["context"] = {"$ref": f"#/components/schemas/{_context_name(hook)}"}
         # service/prefetch.py: a key the service asks for holds a resource, a Bundle or null; other keys

@@ -29,7 +29,17 @@ log = logging.getLogger("service.requests")
 blueprint = Blueprint("cds_hooks", __name__)
 
 _REQUEST_SCHEMA = CdsRequestSchema()
-_CONTEXT_SCHEMAS = {hook: schema() for hook, schema in CONTEXT_SCHEMAS.items()}
+_CONTEXT_SCHEMAS: dict[type, Any] = {}  # schema class -> its one instance (marshmallow schemas are reusable)
+
+
+def context_schema_of(service: CdsService) -> Any:
+    """The service's declared context schema, else the hook library's for its hook; None when neither."""
+    schema_class = service.context_schema or CONTEXT_SCHEMAS.get(service.hook)
+    if schema_class is None:
+        return None
+    if schema_class not in _CONTEXT_SCHEMAS:
+        _CONTEXT_SCHEMAS[schema_class] = schema_class()
+    return _CONTEXT_SCHEMAS[schema_class]
 
 # A call whose body is larger than this (a chart of thousands of results) waits for any other such
 # call in the same process to finish. Parsed, a 2 MB chart is some 15 MB of Python objects; with one
@@ -152,7 +162,7 @@ def validate_call(body: Mapping[str, Any], service: CdsService) -> dict[str, Any
         issues.extend(validation_issues(error.messages))
         call_request = None
     context = body.get("context")
-    context_schema = _CONTEXT_SCHEMAS.get(service.hook)
+    context_schema = context_schema_of(service)
     if context_schema is not None and isinstance(context, dict):
         try:
             context_schema.load(context)

@@ -12,27 +12,17 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+# The hook contexts and their validators live with the declarations; re-exported for the service's modules.
+from hooks.contexts import (FHIR_ID, HOOK_CONTEXTS, USER_REFERENCE, FullMatch,  # noqa: F401
+                            PatientViewContextSchema, without_nulls)
 from service.errors import Issue
 
-# FHIR `id` datatype; the patient-view hook types patientId and encounterId with it.
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-# patient-view `userId` (hook 1.1): a reference to who is looking at the chart.
-USER_REFERENCE = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
 # No white space (as Python and JavaScript regular expressions define it: the patterns are also the
 # OpenAPI contract's) and no control character; spelt out because `\S` differs between the two.
 TOKEN_CHAR = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 # hookInstance is a UUID per the spec; EHRs differ in case and braces, so accept any
 # non-blank token of sane length rather than refuse a real EHR's call.
 HOOK_INSTANCE = re.compile(rf"^{TOKEN_CHAR}{{1,128}}$")
-
-
-class FullMatch(validate.Regexp):
-    """validate.Regexp over the whole value: Python's `$` also matches before a final newline."""
-
-    def __call__(self, value: str) -> str:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
-        return value
 
 
 class _Strict(Schema):
@@ -50,12 +40,6 @@ class _NullMeansAbsent(_Strict):
     @post_load
     def _drop_nulls(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         return without_nulls(self, data)
-
-
-def without_nulls(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    """`data` without the optional fields of `schema` that are null."""
-    return {key: value for key, value in data.items()
-            if value is not None or key not in schema.fields or schema.fields[key].required}
 
 
 class JsonInteger(fields.Int):
@@ -109,18 +93,9 @@ class CdsRequestSchema(_NullMeansAbsent):
             raise ValidationError("fhirAuthorization requires fhirServer (cds-r-1)", "fhirServer")
 
 
-class PatientViewContextSchema(_NullMeansAbsent):
-    userId = fields.Str(required=True, validate=FullMatch(
-        USER_REFERENCE,
-        error="must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id> or RelatedPerson/<id>"))
-    patientId = fields.Str(required=True, validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
-    encounterId = fields.Str(allow_none=True, validate=FullMatch(FHIR_ID, error="must be a FHIR id"))
-
-
-# Context schema per hook, from the CDS Hooks hook library.
-CONTEXT_SCHEMAS: dict[str, type[Schema]] = {
-    "patient-view": PatientViewContextSchema,
-}
+# Context schema per hook, from the CDS Hooks hook library (hooks/contexts.py): for a service whose
+# declaration names none (CdsService.context_schema comes first).
+CONTEXT_SCHEMAS: dict[str, type[Schema]] = dict(HOOK_CONTEXTS)
 
 
 def validation_issues(messages: Any, prefix: str = "") -> list[Issue]:

@@ -12,7 +12,13 @@ TOPICS = frozenset({
     "neurology-referral", "workup-incomplete", "abnormal-result", "medication-review", "reassurance",
     "treatment-options", "cyclobenzaprine-not-indicated", "quinine-caution", "compression-caution",
     "cramp-management", "health-anxiety", "differential", "data-gap",
+    # order-select / order-sign (cards/prescribing_cards.py)
+    "rx-quinine", "rx-cyclobenzaprine", "rx-rule-out-first", "rx-carbamazepine-pregnancy", "rx-provoking-medicine",
+    "rx-draft-unreadable",
 })
+# Topics whose cards may offer to remove the draft order: a `delete` action naming it by resourceId.
+DELETING_TOPICS = frozenset({"rx-quinine", "rx-cyclobenzaprine", "rx-carbamazepine-pregnancy"})
+RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 CARD_FIELDS = frozenset({"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
                          "overrideReasons", "links"})
 TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
@@ -20,8 +26,9 @@ HTML_TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 # Rule ids (RF1, W2, L5, DQ1, CR2...) and internal reference ids (S4, E13) never reach the clinician.
 # (A code such as ICD-10 M62.81 or R13, or "free T4", is chart or clinical text, not an id.)
 from cards.rules import RULES  # noqa: E402
+from cards.rules.prescribing import PRESCRIBING_RULES  # noqa: E402
 
-INTERNAL_ID = re.compile(r"\b(?:Rule [A-Z]+\d+|(?:" + "|".join(rule.rule_id for rule in RULES) +
+INTERNAL_ID = re.compile(r"\b(?:Rule [A-Z]+\d+|(?:" + "|".join(rule.rule_id for rule in (*RULES, *PRESCRIBING_RULES)) +
                          r")(?![\d.])|[ES]\d{1,2}(?![\d.]))")
 LAB_CATEGORY = "108252007"
 REFERRAL_CATEGORY = "3457005"
@@ -109,6 +116,12 @@ def _assert_suggestions(card: Mapping[str, Any]) -> None:
         actions = suggestion.get("actions")
         assert isinstance(actions, list) and actions, "suggestion.actions non-empty"
         for action in actions:
+            if action.get("type") == "delete":  # removing a draft order (CDS Hooks 2.0: resourceId, no resource)
+                assert card["source"]["topic"]["code"] in DELETING_TOPICS, "only prescribing cards delete"
+                assert set(action) == {"type", "description", "resourceId"}, f"action fields {sorted(action)}"
+                assert RELATIVE_REFERENCE.match(action["resourceId"]), "resourceId is a relative reference"
+                assert action["resourceId"] in action["description"], "the description names the order"
+                continue
             assert set(action) == {"type", "description", "resource"}, f"action fields {sorted(action)}"
             assert action["type"] == "create", "only create actions"
             assert isinstance(action["description"], str) and action["description"], "action.description"

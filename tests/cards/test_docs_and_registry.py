@@ -46,3 +46,15 @@ def test_nothing_points_outside_the_project() -> None:
     for path in [*(ROOT / "cards").rglob("*.py"), *(ROOT / "cards").rglob("*.yaml"), ROOT / "docs" / "clinical-rules.md"]:
         text = path.read_text(encoding="utf-8")
         assert "/work/shared" not in text and "../shared" not in text, path
+
+
+def test_prescribing_rule_ids_are_unique_and_documented() -> None:
+    from cards.rules.prescribing import PRESCRIBING_RULES
+    ids = [rule.rule_id for rule in PRESCRIBING_RULES]
+    assert len(ids) == len(set(ids)) and not set(ids) & {rule.rule_id for rule in RULES}
+    section = DOC.split("## Prescribing rules", 1)[1].split("\n## ", 1)[0]
+    for rule in PRESCRIBING_RULES:
+        assert re.search(rf"^\| {rule.rule_id} \|", section, re.MULTILINE), f"{rule.rule_id} missing from the table"
+        assert rule.source.strip() and rule.topic.startswith("rx-")
+    from cards.knowledge_base import load_knowledge
+    assert f"Knowledge version **{load_knowledge().version}**" in DOC

@@ -29,7 +29,7 @@ def _edit(directory: Path, filename: str, change) -> None:
 def test_shipped_knowledge_loads_and_is_cached() -> None:
     knowledge = load_knowledge()
     assert knowledge is load_knowledge()
-    assert knowledge.version == KNOWLEDGE_VERSION == "2026.12.2"
+    assert knowledge.version == KNOWLEDGE_VERSION == "2026.12.3"
 
 
 def test_public_constants() -> None:

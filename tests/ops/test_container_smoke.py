@@ -29,6 +29,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from hooks.registry import ALL_SERVICES
 from tests.auth.support import FIXTURE_FHIR_SERVER, bearer, client_entry, issued, mint, new_key
 from tests.auth.support import claims as jwt_claims
 from tests.ops import dockerfile, podman
@@ -223,7 +224,8 @@ def test_the_container_serves_as_the_dockerfile_header_runs_it_and_stops_cleanly
     refused = requests.get(box.url + "/cds-services", timeout=5)
     assert refused.status_code == 401 and refused.json()["resourceType"] == "OperationOutcome"
     discovery = requests.get(box.url + "/cds-services", headers=bearer(smoke_test_jwt(box, "/cds-services")), timeout=5)
-    assert discovery.status_code == 200 and [s["id"] for s in discovery.json()["services"]] == [REVIEW_SERVICE]
+    assert discovery.status_code == 200 and [s["id"] for s in discovery.json()["services"]] == [
+        service.id for service in ALL_SERVICES]  # the patient-view review first, then order-select, order-sign
 
     # Every fixture request, each with its own JWT; a red flag does not age with the fixtures' dates.
     fixtures = fixture_requests()

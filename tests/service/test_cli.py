@@ -45,7 +45,7 @@ def test_evaluate_a_patient_without_symptoms_says_no_cards(capsys):
     (b'{"resourceType": "Patient"}', "neither a CDS Hooks request"),
     (b'{"resourceType": "Bundle", "type": "collection", "entry": []}', "exactly one Patient"),
     (b'{"hook": "patient-view", "context": {}}', "HTTP 400"),
-    (b'{"hook": "order-sign", "hookInstance": "x", "context": {}}', "no service answers the hook"),
+    (b'{"hook": "encounter-start", "hookInstance": "x", "context": {}}', "no service answers the hook"),
 ])
 def test_evaluate_refuses_invalid_input_with_a_clear_message(tmp_path, capsys, content, message):
     path = tmp_path / "input.json"

@@ -70,10 +70,10 @@ def test_evaluate_errors_name_the_input_and_what_it_held(capsys, monkeypatch, co
 
 def test_evaluate_errors_name_the_file(tmp_path, capsys):
     path = tmp_path / "order.json"
-    path.write_text('{"hook": "order-sign", "hookInstance": "x", "context": {}}')
+    path.write_text('{"hook": "encounter-start", "hookInstance": "x", "context": {}}')
     assert main(["evaluate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"fasciculation-cds: {path}: no service answers the hook 'order-sign' (hooks served: "), err
+    assert err.startswith(f"fasciculation-cds: {path}: no service answers the hook 'encounter-start' (hooks served: "), err
 
 
 # -- database commands and report ---------------------------------------------------------------------------
