@@ -212,6 +212,8 @@ class _Reader:
                 continue
             found = result
             self.used[id(result)] = candidate.resource
+            if not self.trace:
+                break  # before asking _newest_first for the next one, which would rank them all
         return found
 
 
