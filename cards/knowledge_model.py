@@ -207,6 +207,9 @@ class KnowledgeError(RuntimeError):
 
 def normalise_text(text: str) -> str:
     """Lower case, accents stripped, every run of non-alphanumerics a single space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
+    if text.isascii():  # NFKD leaves ASCII as it is and no ASCII character is combining: nothing to strip
+        plain = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        plain = "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
     return " ".join(re.findall(r"[a-z0-9{}]+", plain))

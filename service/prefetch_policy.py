@@ -17,6 +17,7 @@ Nothing here knows a clinical rule: the policy is data of the hook's declaration
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,9 @@ def settle(service: CdsService, results: Mapping[str, FetchResult], patient_id: 
 
 def _keep_this_patient(service: CdsService, results: dict[str, FetchResult], patient_id: Any) -> dict[str, FetchResult]:
     dropped = {}
+    own_reference = f"Patient/{patient_id}" if isinstance(patient_id, str) and _PLAIN_ID.fullmatch(patient_id) else None
     for key, result in results.items():
-        kept = [resource for resource in result.resources if _owner(resource) in (None, patient_id)]
+        kept = [resource for resource in result.resources if _about_this_patient(resource, own_reference, patient_id)]
         if len(kept) == len(result.resources):
             continue
         dropped[key] = len(result.resources) - len(kept)
@@ -67,6 +69,19 @@ def _keep_this_patient(service: CdsService, results: dict[str, FetchResult], pat
             "event": "other_patient_resources", "service": service.id, "dropped_by_key": dropped,
             "emptied_keys": sorted(key for key in dropped if not results[key].resources)})
     return results
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id: "Patient/<id>" names it with nothing to trim
+
+
+def _about_this_patient(resource: Mapping[str, Any], own_reference: str | None, patient_id: Any) -> bool:
+    # Most resources say `subject: {"reference": "Patient/<this id>"}`: kept without taking the reference
+    # apart (what _owner would find in it is this id). Anything else is read by _owner.
+    if own_reference is not None and resource.get("resourceType") != "Patient":
+        subject = resource.get("subject")
+        if type(subject) is dict and subject.get("reference") == own_reference:
+            return True
+    return _owner(resource) in (None, patient_id)
 
 
 def _owner(resource: Mapping[str, Any]) -> str | None:

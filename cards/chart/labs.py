@@ -194,8 +194,11 @@ class _Reader:
         found = None
         for candidate in _newest_first(pool, self.note):
             if found is not None or (newer_than is not None and not _newer(candidate, newer_than)):
-                if self.trace:
-                    self.trace(candidate.resource, "ignored", f"an equal or newer {self.analyte} result was used")
+                # Newest first, so every candidate left is passed over too. Without a trace to tell, stop:
+                # the rest would only be ranked (their `issued` dates parsed) to be ignored.
+                if not self.trace:
+                    break
+                self.trace(candidate.resource, "ignored", f"an equal or newer {self.analyte} result was used")
                 continue
             try:
                 result = _to_result(candidate, self.knowledge, self.sex, self.age)
@@ -209,6 +212,8 @@ class _Reader:
                 continue
             found = result
             self.used[id(result)] = candidate.resource
+            if not self.trace:
+                break  # before asking _newest_first for the next one, which would rank them all
         return found
 
 

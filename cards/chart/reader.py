@@ -14,6 +14,7 @@ really has a trigger (status, recency and patient count too), and only then does
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -33,6 +34,7 @@ from cards.view import (CONDITIONS, FINDINGS, LABS, MEDICATIONS, ORDERS, PATIENT
                         MedicationUse, PatientView)
 from cards.view import Unreadable as UnreadableItem
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _DOMAIN_OF = {"Condition": CONDITIONS, "Observation": FINDINGS, "MedicationRequest": MEDICATIONS,
               "MedicationStatement": MEDICATIONS, "ServiceRequest": ORDERS, "Patient": PATIENT}
 _DATE_OF = {"Condition": ("onsetDateTime", "recordedDate"), "MedicationRequest": ("authoredOn",),
@@ -54,6 +56,9 @@ class ChartPass:
         self.unreadable: list[UnreadableItem] = []
         self._deferred: list[tuple[Handler, Mapping[str, Any]]] = []
         self._seen: set[tuple[str, str]] = set()
+        # "Patient/<id>" when the id is a plain FHIR id: a subject reference spelt exactly so names this
+        # patient (what referenced_patient_id would find in it), so _handle need not take it apart.
+        self._own_reference = f"Patient/{patient_id}" if isinstance(patient_id, str) and _PLAIN_ID.fullmatch(patient_id) else None
 
     def _note(self, resource: Mapping[str, Any], disposition: str, why: str) -> None:
         if self.trace is not None:
@@ -84,7 +89,7 @@ class ChartPass:
 
     def _handle(self, handler: Handler, resource: Mapping[str, Any]) -> None:
         try:
-            if resource["resourceType"] not in ("Patient", "Medication"):
+            if resource["resourceType"] not in ("Patient", "Medication") and not self._names_this_patient(resource):
                 owner = referenced_patient_id(resource)
                 if owner is not None and owner != self.patient_id:
                     self._note(resource, "ignored", "it is about another patient")
@@ -92,6 +97,11 @@ class ChartPass:
             handler(self, resource)
         except Unreadable as error:
             self.unreadable_resource(resource, error.reason)
+
+    def _names_this_patient(self, resource: Mapping[str, Any]) -> bool:
+        subject = resource.get("subject")
+        return (self._own_reference is not None and type(subject) is dict
+                and subject.get("reference") == self._own_reference)
 
     def unreadable_resource(self, resource: Mapping[str, Any], reason: str, subject: str | None = None,
                             trigger: bool = False, index: bool = False, domain: str | None = None) -> None:

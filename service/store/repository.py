@@ -9,6 +9,7 @@ failure, the whole (idempotent) transaction is retried.
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (Connection, Engine, Insert, Table, TextClause, and_, bindparam, case, delete, distinct, func,
                         literal_column, select, text)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.store.engine import WRITE, DatabaseTarget
@@ -89,6 +90,7 @@ class Store:
         self.engine = engine
         self.target = target
         self._write_turns = WriteTurns(target.sqlite_file)
+        self._issued_card_binds: dict[str, Any] | None = None
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -99,10 +101,28 @@ class Store:
                   | {"suggestion_ids": list(row.suggestion_ids)}  # a JSON array
                   for row in sorted(rows, key=lambda row: row.card_uuid)]
 
+        if self.target.is_sqlite:  # every call with cards: the driver's own execute (see _write_sqlite)
+            self._write_sqlite(_INSERT_ISSUED_CARDS.text, self._bound_issued_cards(values), many=True)
+            return
+
         def write() -> None:
             with self._write() as connection:
                 connection.execute(_INSERT_ISSUED_CARDS, values)
         _retrying(write)
+
+    def _bound_issued_cards(self, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows as SQLAlchemy binds them (each column's type's own bind processor: naive UTC text for
+        the time, a JSON array), so a row is stored the same whichever way it was written."""
+        if self._issued_card_binds is None:
+            dialect, table = self.engine.dialect, IssuedCard.__table__
+            self._issued_card_binds = {column: table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+                                       for column in _ISSUED_CARD_COLUMNS}
+        binds = self._issued_card_binds
+        try:
+            return [{column: value if binds[column] is None else binds[column](value)
+                     for column, value in row.items()} for row in values]
+        except Exception as error:  # as SQLAlchemy raises it: a StoreError, never an unexplained 500
+            raise StatementError("bind processing failed", _INSERT_ISSUED_CARDS.text, values, error) from error
 
     def record_feedback(self, service_id: str, rows: Sequence[FeedbackRow], received_at: datetime) -> FeedbackReceipt:
         """Store a feedback batch in one transaction: all of it, or (on error) none of it."""
@@ -158,6 +178,8 @@ class Store:
         when this call recorded it.
         """
         values = {"token_key": token_key, "expires_at": expires_at, "now": now}
+        if self.target.is_sqlite:  # every authenticated call: the driver's own execute (see _write_sqlite)
+            return self._write_sqlite(self._spend_statement.text, values) is not None
 
         def write() -> bool:
             with self._write() as connection:
@@ -249,6 +271,40 @@ class Store:
         with self._write_turns.turn(), self.engine.connect().execution_options(**WRITE) as connection:
             with connection.begin():
                 yield connection
+
+    def _write_sqlite(self, statement: str, values: dict[str, Any] | list[dict[str, Any]], *,
+                      many: bool = False) -> tuple[Any, ...] | None:
+        """One SQLite statement in a write transaction of its own, on a pooled connection: the same
+        connection (PRAGMAs: WAL, synchronous=NORMAL), write turn, BEGIN IMMEDIATE and commit as
+        _write(), so the same durability, through the sqlite3 module alone. SQLAlchemy's execution
+        (events, contexts, result objects) cost ~0.19 ms of CPU of a 0.24 ms jti write (this way ~0.05 ms),
+        and ~0.3 ms of a 4-card card-log write.
+        Errors are raised as SQLAlchemy's, as _write()'s are. Returns the statement's first row (`many`:
+        the statement once per dict of `values`, in the one transaction, and None)."""
+        with self._write_turns.turn():
+            pooled = self.engine.raw_connection()
+            try:
+                cursor = pooled.cursor()
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        if many:
+                            cursor.executemany(statement, values)
+                            row = None
+                        else:
+                            row = cursor.execute(statement, values).fetchone()
+                        cursor.execute("COMMIT")
+                    except BaseException:
+                        if pooled.driver_connection.in_transaction:
+                            cursor.execute("ROLLBACK")
+                        raise
+                finally:
+                    cursor.close()
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(statement, values, error, sqlite3.Error) from error
+            finally:
+                pooled.close()  # back to the pool
+        return row
 
     def _insert_once(self, model: type[IssuedCard] | type[CardFeedback]) -> Insert:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
