@@ -63,7 +63,8 @@ RULES: tuple[Rule, ...] = (
     Rule("Q1", QUININE, "E7 FDA 2010; E6 AAN 2010; E8 MHRA 2014/2017; E9", medicines.quinine),
     Rule("C1", CYCLOBENZAPRINE, "S0 Muscle Relaxants: Limited Role", medicines.cyclobenzaprine),
     # Advice.
-    Rule("R1", REASSURANCE, "S0 Reassurance and Observation; S0 Clinical Monitoring; E1; E4", advice.reassurance),
+    Rule("R1", REASSURANCE, "S0 Reassurance and Observation; S0 Clinical Monitoring; S4 Common causes; E1; E4",
+         advice.reassurance),
     Rule("T1", TREATMENT_OPTIONS, "S0 Pharmacologic Treatment Options; E2", advice.treatment_options),
     Rule("CR1", CRAMP_MANAGEMENT, "S4 What treatment should I do? cramps row; E6; E18; E9", advice.cramp_management),
     Rule("CR2", CRAMP_MANAGEMENT, "S4 Common causes (cramps worsened by pregnancy); E16", advice.cramp_in_pregnancy),
