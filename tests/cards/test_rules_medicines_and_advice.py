@@ -254,3 +254,18 @@ def test_a_symptom_recorded_at_several_visits_is_one_why_line() -> None:
     other_day = card(run([*BASE, fasciculation(body_sites=("Calf of leg",)), fasciculation(onset="2026-08-01")]),
                      "reassurance")["detail"]
     assert "- Fasciculation (ICD-10-CM R25.3) onset 2026-08-01\n" in other_day
+
+
+def test_reassurance_for_myokymia_with_cramp_speaks_of_both() -> None:
+    c = card(run([*BASE, condition("G51.4"), cramp()]), "reassurance")
+    assert "very likely benign myokymia and cramp;" in c["summary"]
+    assert "37% of people had muscle cramps" in c["detail"] and "Myokymia on its own" in c["detail"]
+    assert "Twitching usually continues" not in c["detail"]
+
+
+def test_treatment_options_already_treated_summary_stays_within_the_limit() -> None:
+    current = [medication_statement(text=f"{name} 100 MG Oral Capsule") for name in
+               ("gabapentin", "pregabalin", "carbamazepine")]
+    c = card(run([*BASE, fasciculation(onset="2026-02-15"), *current]), "treatment-options")
+    assert c["summary"] == ("Fasciculation for over 6 months, already treated: review the benefit of the current "
+                            "drug before adding or switching.")
