@@ -78,8 +78,10 @@ def neurology_referral(findings: list[Finding], ctx: CardContext) -> list[Card]:
         advice.append(t.topic(topic, "advice", "already_referred").format(reference=safe(referral.evidence or "")))
     elif not known_mnd:
         suggestions = [_referral_suggestion(ctx, findings, flags, urgent=critical)]
+    # Myokymia alone: the fact sheet decides the referral (its source); the brainstem study is a link.
+    source = "S4" if kinds == {MYOKYMIA_FLAG} else None
     return [assemble(ctx, topic, summary, indicator, why, advice, findings,
-                     suggestions=suggestions, selection="at-most-one")]
+                     suggestions=suggestions, selection="at-most-one", source_override=source)]
 
 
 def _red_flag_label(ctx: CardContext, finding: Finding) -> str:

@@ -27,7 +27,7 @@ RULES: tuple[Rule, ...] = (
          red_flags.bulbar_or_respiratory, needs_index_symptom=False),
     Rule("RF6", NEUROLOGY_REFERRAL, "S4 Common causes (myotonia suggests neuromuscular disease)",
          red_flags.myotonia, needs_index_symptom=False),
-    Rule("RF7", NEUROLOGY_REFERRAL, "S4 myokymia row (any other neurological symptom)",
+    Rule("RF7", NEUROLOGY_REFERRAL, "S4 myokymia row (any other neurological symptom); E21 (brainstem cause)",
          red_flags.myokymia_with_other_symptoms, needs_index_symptom=False),
     Rule("RF8", NEUROLOGY_REFERRAL, "E11 EFNS hyperCKemia guideline (CK at least 3x ULN); E12", red_flags.ck_red_flag),
     Rule("RF9", NEUROLOGY_REFERRAL, "E13 NICE NG42 (suspected MND: refer without delay); S0 Long-Term Follow-Up "

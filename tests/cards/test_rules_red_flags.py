@@ -77,8 +77,11 @@ def test_myokymia_red_flag_is_not_called_neuromuscular() -> None:
     assert c["summary"] == ("Myokymia with another neurological symptom: a red flag that needs neurological "
                             "assessment; consider referral to neurology.")
     text = c["summary"] + c["detail"]
-    assert "neuromuscular" not in text and "benign fasciculation syndrome" not in text
-    assert "Examine the cranial nerves and the rest of the nervous system" in c["detail"]
+    assert "for neuromuscular disease" not in text and "benign fasciculation syndrome" not in text
+    assert "lesion in the brainstem (pons), as in multiple sclerosis (Jacobs 1994)" in c["detail"]
+    assert "examine the cranial nerves and the rest of the nervous system" in c["detail"]
+    assert c["source"]["label"].startswith("Primary-care fact sheet")
+    assert [link["url"] for link in c["links"]] == ["https://doi.org/10.1001/archneur.1994.00540230053012"]
     # Beside a neuromuscular red flag both are said: the weakness advice and the myokymia advice.
     mixed = referral(condition("G51.4"), condition("H53.2"), condition("M62.81"))
     assert "red flag for neuromuscular disease" in mixed["summary"]
