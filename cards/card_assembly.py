@@ -10,7 +10,7 @@ from cards.findings import Finding
 from cards.knowledge_base import Knowledge
 from cards.options import ReviewOptions
 from cards.render import DataPointRenderer, Texts
-from cards.view import PatientView
+from cards.view import ClinicalFinding, PatientView
 
 TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
 SUMMARY_LIMIT = 139
@@ -31,12 +31,14 @@ class CardContext:
 
 def assemble(ctx: CardContext, topic: str, summary: str, indicator: str, why: list[str], advice: list[str],
              findings: list[Finding], *, suggestions: list[dict[str, Any]] | None = None,
-             selection: str | None = None, source_override: str | None = None) -> dict[str, Any]:
+             selection: str | None = None, source_override: str | None = None,
+             references: list[str] | None = None) -> dict[str, Any]:
     """A card. Its source is the reference behind what it says, shown once: `source` (with its link), then
     `links` for the other cited references that have one, then the rest named at the foot of the detail.
-    Rule ids never appear on the card (issue 13 item 11): they are in the review table and the logs."""
+    Rule ids never appear on the card (issue 13 item 11): they are in the review table and the logs.
+    `references` replaces the rules' citations when a builder chose wording that rests on fewer sources."""
     t = ctx.texts
-    cited = cited_references(ctx, findings, topic)
+    cited = cited_references(ctx, findings, topic) if references is None else references
     source_id = source_override or _primary(ctx, t.topic(topic, "source"), cited)
     source_ref = t.reference(source_id)
     source: dict[str, Any] = {"label": source_ref["label"]}
@@ -81,14 +83,19 @@ def _primary(ctx: CardContext, topic_source: str, cited: list[str]) -> str:
 
 
 def why_lines(ctx: CardContext, findings: list[Finding]) -> list[str]:
-    """The "why this card" list: each data point the findings used, once."""
-    lines = []
+    """The "why this card" list: each data point the findings used, once. A symptom recorded at several
+    visits is listed once: a record line that only lacks the details (sites, severity) another line of the
+    same record gives is left out."""
+    lines, records = [], []
     for finding in findings:
         for item in finding.data:
             line = ctx.renderer.render(item, finding.params)
             if line not in lines:
                 lines.append(line)
-    return lines
+                if isinstance(item, ClinicalFinding):
+                    records.append(line)
+    return [line for line in lines
+            if line not in records or not any(other.startswith(line + ", ") for other in records)]
 
 
 def suggestion(label: str, description: str, resource: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:

@@ -31,6 +31,9 @@ def build_cards(findings: list[Finding], ctx: CardContext) -> list[Card]:
 
 
 # ---- neurology referral ---------------------------------------------------------------------------
+MYOKYMIA_FLAG = "myokymia_with_other"
+
+
 def neurology_referral(findings: list[Finding], ctx: CardContext) -> list[Card]:
     t, topic = ctx.texts, NEUROLOGY_REFERRAL
     kinds = {f.kind for f in findings}
@@ -57,18 +60,28 @@ def neurology_referral(findings: list[Finding], ctx: CardContext) -> list[Card]:
             advice.append(t.topic(topic, "advice", "suspected_mnd"))
     else:
         indicator = "warning"
-        summary = t.topic(topic, "summary", "already_referred" if referral else
+        # Myokymia with another neurological symptom is a red flag for a neurological cause, not for
+        # neuromuscular disease: its own wording, never the neuromuscular one (S4 myokymia row).
+        only_myokymia = kinds == {MYOKYMIA_FLAG}
+        summary = t.topic(topic, "summary", "already_referred" if referral else "myokymia" if only_myokymia else
                           "warning" if index else "warning_no_index")
-        advice.append(t.topic(topic, "advice", "warning"))
+        if not only_myokymia:
+            advice.append(t.topic(topic, "advice", "warning"))
+    if MYOKYMIA_FLAG in kinds and not known_mnd:
+        advice.append(t.topic(topic, "advice", "myokymia"))
     if "ck_red_flag" in kinds:
         advice.append(t.topic(topic, "advice", "ck"))
     suggestions = None
-    if referral is not None and not known_mnd:
+    if referral is not None and known_mnd:
+        advice.append(t.topic(topic, "advice", "known_mnd_referred").format(reference=safe(referral.evidence or "")))
+    elif referral is not None:
         advice.append(t.topic(topic, "advice", "already_referred").format(reference=safe(referral.evidence or "")))
     elif not known_mnd:
         suggestions = [_referral_suggestion(ctx, findings, flags, urgent=critical)]
+    # Myokymia alone: the fact sheet decides the referral (its source); the brainstem study is a link.
+    source = "S4" if kinds == {MYOKYMIA_FLAG} else None
     return [assemble(ctx, topic, summary, indicator, why, advice, findings,
-                     suggestions=suggestions, selection="at-most-one")]
+                     suggestions=suggestions, selection="at-most-one", source_override=source)]
 
 
 def _red_flag_label(ctx: CardContext, finding: Finding) -> str:

@@ -147,15 +147,16 @@ def _topic(summary: dict, **extra: object) -> dict:
 TOPICS = {
     "neurology-referral": _topic(
         {"warning": TEXT, "warning_no_index": TEXT, "critical": TEXT, "critical_no_index": TEXT,
-         "suspected_mnd": TEXT, "already_referred": TEXT, "known_mnd": TEXT},
+         "suspected_mnd": TEXT, "myokymia": TEXT, "already_referred": TEXT, "known_mnd": TEXT},
         red_flags={
             "weakness": TEXT, "paralysis": TEXT, "wasting": TEXT, "florid_severe": TEXT, "florid_widespread": TEXT,
             "florid_sites": Template("count"), "severe_cramp_with_fasciculation": TEXT, "severe_cramp": TEXT,
             "bulbar": TEXT, "tongue_fasciculation": TEXT, "myotonia": TEXT, "myokymia_with_other": TEXT,
             "ck_red_flag": Template("threshold"), "suspected_mnd": TEXT, "known_mnd": TEXT,
         },
-        advice={"warning": TEXT, "critical": TEXT, "suspected_mnd": TEXT, "ck": TEXT,
-                "already_referred": Template("reference"), "known_mnd": TEXT},
+        advice={"warning": TEXT, "critical": TEXT, "suspected_mnd": TEXT, "myokymia": TEXT, "ck": TEXT,
+                "already_referred": Template("reference"), "known_mnd": TEXT,
+                "known_mnd_referred": Template("reference")},
         suggestion={"label": TEXT, "label_urgent": TEXT, "description": TEXT, "note": Template("flags"),
                     "note_no_index": Template("flags"), "note_urgent": Template("flags"), "reason_urgent": TEXT},
     ),
@@ -197,12 +198,16 @@ TOPICS = {
         },
     ),
     "reassurance": _topic(
-        {"full": TEXT, "trivial_ck": TEXT, "repeat": Template("date")},
+        {"full": Template("symptoms"), "trivial_ck": Template("symptoms"), "repeat": Template("date", "symptoms")},
+        symptoms={key: TEXT for key in ("fasciculation", "both", "cramp", "myokymia", "myokymia_cramp")},
+        common={"fasciculation": TEXT, "both": TEXT}, cramp_points=POINTS, myokymia_points=POINTS,
         points=POINTS, health_anxiety_point=TEXT, health_anxiety_points=POINTS, repeat_detail=Template("date"),
         complete_workup=TEXT,
     ),
     "treatment-options": _topic(
-        {"default": TEXT, "already_treated": Template("names")},
+        {"default": Template("shows"), "already_treated": Template("shows", "names"),
+         "already_treated_short": Template("shows")},
+        shows={"severity": Template("name", "severity"), "duration": Template("name", "months")},
         reasons={"severity": Template("name", "severity"), "duration": Template("name", "date", "months")},
         points=POINTS, cramp_point=TEXT,
         already_points=Localised(ListOf(Template("names"), 1)),
@@ -216,7 +221,7 @@ TOPICS = {
     "cramp-management": _topic(
         {"default": TEXT, "pregnancy": TEXT, "pregnancy_possible": TEXT},
         points=POINTS, pregnancy_points=POINTS, diuretic_point=Template("medicine"), night_point=TEXT, rls_point=TEXT,
-        pregnancy_possible_point=TEXT,
+        pregnancy_possible_point=TEXT, pregnancy_result=Template("reference"),
     ),
     "data-gap": _topic({"not_fetched": TEXT, "unreadable": TEXT, "orders_only": TEXT}, points=POINTS,
                        orders_points=POINTS),

@@ -27,7 +27,7 @@ RULES: tuple[Rule, ...] = (
          red_flags.bulbar_or_respiratory, needs_index_symptom=False),
     Rule("RF6", NEUROLOGY_REFERRAL, "S4 Common causes (myotonia suggests neuromuscular disease)",
          red_flags.myotonia, needs_index_symptom=False),
-    Rule("RF7", NEUROLOGY_REFERRAL, "S4 myokymia row (any other neurological symptom)",
+    Rule("RF7", NEUROLOGY_REFERRAL, "S4 myokymia row (any other neurological symptom); E21 (brainstem cause)",
          red_flags.myokymia_with_other_symptoms, needs_index_symptom=False),
     Rule("RF8", NEUROLOGY_REFERRAL, "E11 EFNS hyperCKemia guideline (CK at least 3x ULN); E12", red_flags.ck_red_flag),
     Rule("RF9", NEUROLOGY_REFERRAL, "E13 NICE NG42 (suspected MND: refer without delay); S0 Long-Term Follow-Up "
@@ -63,7 +63,8 @@ RULES: tuple[Rule, ...] = (
     Rule("Q1", QUININE, "E7 FDA 2010; E6 AAN 2010; E8 MHRA 2014/2017; E9", medicines.quinine),
     Rule("C1", CYCLOBENZAPRINE, "S0 Muscle Relaxants: Limited Role", medicines.cyclobenzaprine),
     # Advice.
-    Rule("R1", REASSURANCE, "S0 Reassurance and Observation; S0 Clinical Monitoring; E1; E4", advice.reassurance),
+    Rule("R1", REASSURANCE, "S0 Reassurance and Observation; S0 Clinical Monitoring; S4 Common causes; E1; E4",
+         advice.reassurance),
     Rule("T1", TREATMENT_OPTIONS, "S0 Pharmacologic Treatment Options; E2", advice.treatment_options),
     Rule("CR1", CRAMP_MANAGEMENT, "S4 What treatment should I do? cramps row; E6; E18; E9", advice.cramp_management),
     Rule("CR2", CRAMP_MANAGEMENT, "S4 Common causes (cramps worsened by pregnancy); E16", advice.cramp_in_pregnancy),

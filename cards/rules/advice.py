@@ -75,8 +75,13 @@ def cramp_in_pregnancy(view: PatientView, knowledge: Knowledge, emit: Emit) -> l
     cramps = view.findings_of("muscle_cramp")
     if not cramps or not (view.pregnant or view.pregnancy_possible):
         return []
-    return [emit("pregnancy" if view.pregnant else "pregnancy_possible", *cramps,
-                 *view.current_in_class("diuretic"))]
+    # The card lists the pregnancy evidence it relies on: the records (confirmed ones, or the suspected ones
+    # when nothing confirms it) and a pregnancy-status result known only by its reference.
+    records = view.confirmed_of("pregnancy") if view.pregnant else view.findings_of("pregnancy")
+    shown = {record.evidence for record in records}
+    results = tuple(ref for ref in view.pregnancy_evidence if ref not in shown and ref.startswith("Observation"))
+    return [emit("pregnancy" if view.pregnant else "pregnancy_possible", *cramps, *records,
+                 *view.current_in_class("diuretic"), pregnancy_results=results)]
 
 
 def compression(view: PatientView, knowledge: Knowledge, emit: Emit) -> list[Finding]:

@@ -176,6 +176,10 @@ def test_an_unreadable_result_outside_the_work_up_is_named_on_the_data_gap_card(
     assert gap["summary"].startswith("Part of this patient's record could not be read")
     assert "Albumin result of 2026-11-10 could not be read: valueQuantity.value is not a number " \
            "(it is the text '4.1')" in gap["detail"]
+    # Clinicians read the card: what is unknown and its consequence, no command-line hint for integration
+    # teams (the data-quality report carries that; golden review, finding 8).
+    assert "reassurance is withheld until they are checked" in gap["detail"]
+    assert "evaluate --explain" not in gap["detail"] and "Integration teams" not in gap["detail"]
 
 
 # ---- medicines ----------------------------------------------------------------------------------------

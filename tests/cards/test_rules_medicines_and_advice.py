@@ -174,3 +174,98 @@ def test_long_dynamic_summaries_stay_within_the_limit() -> None:
         workup = card(run([patient(), cramp(), medication_request(rxnorm="310798")], locale=locale),
                       "workup-incomplete")
         assert "magnesium" in workup["summary"] and len(workup["summary"]) <= 139
+
+
+# ---- golden card text review (fixtures/README.md, Review record): each corrected sentence pinned ----------
+def test_reassurance_speaks_of_the_symptoms_the_patient_has() -> None:
+    """Cramp only -> cramp facts; fasciculation -> the fasciculation evidence; both -> both (finding 3)."""
+    only_cramp = card(run([*BASE, cramp()]), "reassurance")
+    assert only_cramp["summary"] == ("No red flags and a normal work-up: very likely benign cramp; explain this and "
+                                     "follow up.")
+    assert "Cramps are common: in one study 37% of people had muscle cramps within a year, and an isolated cramp " \
+           "is usually benign." in only_cramp["detail"]
+    assert "Seek neurology advice if cramps become unusually severe or disabling" in only_cramp["detail"]
+    for twitching_fact in ("Twitching usually continues", "fasciculation syndrome", "over-treatment"):
+        assert twitching_fact not in only_cramp["detail"]
+    only_twitching = card(run([*BASE, fasciculation()]), "reassurance")
+    assert "very likely benign twitching;" in only_twitching["summary"]
+    assert "- Twitching is common: in one study over half of people had fasciculation within a year." \
+        in only_twitching["detail"]
+    assert "37%" not in only_twitching["detail"]
+    both = card(run([*BASE, fasciculation(), cramp()]), "reassurance")
+    assert "very likely benign twitching and cramp;" in both["summary"]
+    assert "Twitching and cramps are common: in one study over half of people had fasciculation, and 37% cramps, " \
+           "within a year." in both["detail"]
+    myokymia = card(run([*BASE, condition("G51.4")]), "reassurance")
+    assert "very likely benign myokymia;" in myokymia["summary"]
+    assert "Myokymia on its own is nearly always benign" in myokymia["detail"]
+    assert "Twitching usually continues" not in myokymia["detail"]
+    reminder = card(run([*BASE, cramp()], reassurance_given_on=date(2026, 6, 1)), "reassurance")
+    assert reminder["summary"].startswith("Reassurance about benign cramp was given on 2026-06-01")
+
+
+def test_reassurance_figures_and_certainty_match_the_sources() -> None:
+    """37% (S4), not "about a third"; associated symptoms "may resolve" (S0), not "tend to settle" (finding 4)."""
+    for locale in ("US", "UK"):
+        detail = card(run([*BASE, fasciculation(), cramp()], locale=locale), "reassurance")["detail"]
+        assert "about a third" not in detail and "tend to settle" not in detail
+        assert "Subjective weakness, tingling and cramps often accompany benign twitching and may resolve, to a " \
+               "varying degree, without treatment." in detail
+
+
+def test_pregnancy_cramp_card_lists_the_pregnancy_evidence() -> None:
+    """The card relies on the pregnancy: its record is in "Why this card" (finding 5)."""
+    pregnant = card(run([*BASE, cramp(), condition("Z33.1", onset="2026-08-01")]), "cramp-management")
+    assert "- Pregnancy (ICD-10-CM Z33.1) onset 2026-08-01" in pregnant["detail"]
+    status = observation("82810-3", None, None)
+    status["valueCodeableConcept"] = {"coding": [{"system": "http://snomed.info/sct", "code": "77386006"}]}
+    by_result = card(run([*BASE, cramp(), status]), "cramp-management")
+    assert by_result["summary"].startswith("Pregnancy on file")
+    assert f"- Pregnancy status recorded as pregnant (Observation/{status['id']})" in by_result["detail"]
+    suspected = card(run([*BASE, cramp(), condition("Z33.1", verification="provisional")]), "cramp-management")
+    assert "Pregnancy (ICD-10-CM Z33.1) onset 2026-09-01 — suspected (provisional)" \
+        in suspected["detail"]
+
+
+@pytest.mark.parametrize("symptom, summary", [
+    (fasciculation(severity="moderate"), "Fasciculation recorded as moderate: if it keeps bothering the patient, "
+                                         "gabapentin or carbamazepine may help; the evidence is thin."),
+    (fasciculation(onset="2026-04-01"), "Fasciculation for over 6 months: if it keeps bothering the patient, "
+                                        "gabapentin or carbamazepine may help; the evidence is thin."),
+])
+def test_treatment_options_summary_states_what_the_chart_shows(symptom, summary) -> None:
+    """Severity or duration as recorded, never the stand-in "persistent, bothersome" (finding 2)."""
+    assert card(run([*BASE, symptom]), "treatment-options")["summary"] == summary
+
+
+def test_treatment_options_already_treated_summary_states_the_duration() -> None:
+    gabapentin = medication_statement(text="gabapentin 300 MG Oral Capsule")
+    c = card(run([*BASE, fasciculation(onset="2026-02-15"), gabapentin]), "treatment-options")
+    assert c["summary"] == ("Fasciculation for over 6 months, already treated (gabapentin): review its benefit before "
+                            "adding or switching.")
+
+
+def test_a_symptom_recorded_at_several_visits_is_one_why_line() -> None:
+    """The same record without its sites is subsumed by the line that gives them (finding 6)."""
+    detail = card(run([*BASE, fasciculation(body_sites=("Calf of leg",)), fasciculation(), fasciculation()]),
+                  "reassurance")["detail"]
+    assert detail.count("- Fasciculation (ICD-10-CM R25.3) onset 2026-09-01") == 1
+    assert "- Fasciculation (ICD-10-CM R25.3) onset 2026-09-01, sites: Calf of leg" in detail
+    other_day = card(run([*BASE, fasciculation(body_sites=("Calf of leg",)), fasciculation(onset="2026-08-01")]),
+                     "reassurance")["detail"]
+    assert "- Fasciculation (ICD-10-CM R25.3) onset 2026-08-01\n" in other_day
+
+
+def test_reassurance_for_myokymia_with_cramp_speaks_of_both() -> None:
+    c = card(run([*BASE, condition("G51.4"), cramp()]), "reassurance")
+    assert "very likely benign myokymia and cramp;" in c["summary"]
+    assert "37% of people had muscle cramps" in c["detail"] and "Myokymia on its own" in c["detail"]
+    assert "Twitching usually continues" not in c["detail"]
+
+
+def test_treatment_options_already_treated_summary_stays_within_the_limit() -> None:
+    current = [medication_statement(text=f"{name} 100 MG Oral Capsule") for name in
+               ("gabapentin", "pregabalin", "carbamazepine")]
+    c = card(run([*BASE, fasciculation(onset="2026-02-15"), *current]), "treatment-options")
+    assert c["summary"] == ("Fasciculation for over 6 months, already treated: review the benefit of the current "
+                            "drug before adding or switching.")

@@ -70,6 +70,28 @@ def test_myokymia_refers_only_with_another_neurological_symptom() -> None:
     assert topics(with_diplopia)[0] == "neurology-referral"
 
 
+def test_myokymia_red_flag_is_not_called_neuromuscular() -> None:
+    """Myokymia with diplopia points to a neurological (central) cause: the card says it needs neurological
+    assessment and never calls it a red flag for neuromuscular disease (golden review, finding 1)."""
+    c = referral(condition("G51.4"), condition("H53.2"))
+    assert c["summary"] == ("Myokymia with another neurological symptom: a red flag that needs neurological "
+                            "assessment; consider referral to neurology.")
+    text = c["summary"] + c["detail"]
+    assert "for neuromuscular disease" not in text and "benign fasciculation syndrome" not in text
+    assert "lesion in the brainstem (pons), as in multiple sclerosis (Jacobs 1994)" in c["detail"]
+    assert "examine the cranial nerves and the rest of the nervous system" in c["detail"]
+    assert c["source"]["label"].startswith("Primary-care fact sheet")
+    assert [link["url"] for link in c["links"]] == ["https://doi.org/10.1001/archneur.1994.00540230053012"]
+    # Beside a neuromuscular red flag both are said: the weakness advice and the myokymia advice.
+    mixed = referral(condition("G51.4"), condition("H53.2"), condition("M62.81"))
+    assert "red flag for neuromuscular disease" in mixed["summary"]
+    assert "Examine for weakness" in mixed["detail"] and "cranial nerves" in mixed["detail"]
+    # An open referral: the summary names no neuromuscular cause either.
+    referred = referral(condition("G51.4"), condition("H53.2"), service_request("308474002", "snomed"))
+    assert referred["summary"].startswith("A red flag needing neurological assessment is recorded; a neurology "
+                                          "referral is already open")
+
+
 @pytest.mark.parametrize("value, refers", [(923, False), (924, True), (1900, True)])
 def test_ck_red_flag_boundary_at_three_times_uln(value, refers) -> None:
     result = run([patient(), *normal_workup(skip=("ck",)), ck(value), fasciculation()])
@@ -94,7 +116,14 @@ def test_known_mnd_is_info_without_suggestion_and_blocks_reassurance() -> None:
     assert topics(result) == ["neurology-referral"]
     c = result.cards[0]
     assert c["indicator"] == "info" and "suggestions" not in c
-    assert "already diagnosed" in c["summary"]
+    # Only what is recorded: the diagnosis is on the chart; no specialist is inferred (golden review, finding 7).
+    assert c["summary"] == ("Motor neuron disease is already diagnosed on the chart: new twitching or cramp belongs "
+                            "with the team managing it.")
+    assert "already involved" not in c["detail"]
+    assert "if the chart does not show who manages the disease, check that a specialist team does" in c["detail"]
+    referred = card(run([*BASE, fasciculation(), condition("G12.21"), service_request("308474002", "snomed")]),
+                    "neurology-referral")
+    assert "A neurology referral is on the chart (" in referred["detail"] and "suggestions" not in referred
     with_weakness = card(run([*BASE, fasciculation(), condition("G12.21"), condition("M62.81")]), "neurology-referral")
     assert with_weakness["indicator"] == "warning" and "suggestions" not in with_weakness
 
