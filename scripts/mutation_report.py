@@ -1,5 +1,8 @@
 """Summarise the last mutmut run (./mutants/**/*.meta) into docs/mutation-results.{json,txt}.
 
+`scripts/mutation_report.py sample K GLOB...` instead prints every K-th mutant (by name) matching the
+globs, generating the mutants first when ./mutants/ has none: scripts/mutation's sampled mode.
+
 Run by scripts/mutation after `mutmut run`; also on its own (`.venv/bin/python scripts/mutation_report.py`)
 to rewrite the summary from whatever mutmut has recorded so far, e.g. after a run that hit its time limit.
 Counts every mutant mutmut generated, so a partial run shows as "not checked", never as killed.
@@ -53,10 +56,37 @@ def rate(counts: Counter) -> dict:
             "by_status": dict(sorted(counts.items()))}
 
 
+def sample(stride: int, globs: list[str]) -> int:
+    """Every stride-th mutant name matching the globs, in name order: a systematic sample."""
+    import fnmatch
+    import os
+
+    os.chdir(ROOT)
+    from mutmut.stats import status_by_exit_code
+
+    if not load_results(status_by_exit_code):
+        from mutmut.__main__ import create_mutants
+        from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+
+        Path("mutants").mkdir(exist_ok=True)
+        copy_src_dir()
+        copy_also_copy_files()
+        setup_source_paths()
+        create_mutants(2)
+    statuses = {name: status for by_name in load_results(status_by_exit_code).values()
+                for name, status in by_name.items()}
+    names = sorted(name for name in statuses if any(fnmatch.fnmatch(name, glob) for glob in globs))
+    # Like `mutmut run` without names, a mutant already checked (and not changed since) is not run again.
+    print("\n".join(name for name in names[::stride] if statuses[name] == "not checked"))
+    return 0
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     import os
 
+    if sys.argv[1:2] == ["sample"]:
+        return sample(int(sys.argv[2]), sys.argv[3:])
     os.chdir(ROOT)  # mutmut reads its config from ./pyproject.toml and its records from ./mutants/
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code

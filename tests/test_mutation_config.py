@@ -40,11 +40,14 @@ def mutant_prefix(path: str) -> str:
     return module[: -len(".__init__")] if module.endswith(".__init__") else module
 
 
-def default_batches() -> list[str]:
+def default_batches() -> list[list[str]]:
+    """The globs of each default batch of scripts/mutation ('glob glob|stride' entries)."""
     script = (ROOT / "scripts/mutation").read_text()
     match = re.search(r"^ +batches=\(('.*?)\)$", script, re.S | re.M)
     assert match, "scripts/mutation: no default batches=(...) list"
-    return shlex.split(match.group(1))
+    entries = [entry.rpartition("|") for entry in shlex.split(match.group(1))]
+    assert all(stride.isdigit() and int(stride) >= 1 for _, _, stride in entries), entries
+    return [globs.split() for globs, _, _ in entries]
 
 
 def test_mutmut_reads_the_configuration(mutmut_config):
@@ -73,5 +76,5 @@ def test_every_mutated_file_is_in_exactly_one_batch_of_the_script(mutmut_config)
     for path in mutated_files(mutmut_config):
         # a mutant is named <module>.x_<function>__mutmut_<n> (or <module>.xǁ<Class>ǁ<method>__mutmut_<n>)
         name = f"{mutant_prefix(path)}.x_function__mutmut_1"
-        matching = [batch for batch in batches if fnmatch.fnmatch(name, batch)]
+        matching = [batch for batch in batches if any(fnmatch.fnmatch(name, glob) for glob in batch)]
         assert len(matching) == 1, f"{path}: batches {matching}"

@@ -1,0 +1,116 @@
+"""Tests written for mutants of cards/rules/ that survived the suite (docs/mutation.md, "Results").
+
+Each test names the mutant kind it kills; together they pin boundaries the rule tests left open.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.cards.factories import (calcium, card, fasciculation, medication_request, medication_statement,
+                                   normal_workup, observation, patient, potassium, run, service_request, sodium,
+                                   suggested_codes, topics, tsh)
+
+# factories.NOW is 2026-11-15T09:00Z; the default look-back window is 12 months (settings.yaml).
+WINDOW_START = "2025-11-15T09:00:00Z"
+
+
+@pytest.mark.parametrize("effective, fresh", [(WINDOW_START, True), ("2025-11-15T08:59:59Z", False)])
+def test_a_result_taken_exactly_at_the_window_start_is_fresh(effective, fresh) -> None:
+    """windows.is_fresh: `>=` -> `>` (the window includes its first moment)."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), tsh(effective=effective)])
+    assert topics(result) == (["reassurance"] if fresh else ["workup-incomplete"])
+
+
+def test_an_undated_abnormal_result_is_never_reported_as_a_current_result() -> None:
+    """windows.is_fresh: an undated result counted as fresh would raise an abnormal-result card and complete
+    the work-up; it is asked for again instead."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("potassium",)), potassium(2.9, effective=None)])
+    assert topics(result) == ["workup-incomplete"]
+    assert "potassium 2.9 mmol/L, low" in card(result, "workup-incomplete")["detail"]
+
+
+def _low_calcium_with_albumin(albumin_effective: str) -> list[str]:
+    """Total calcium 8.0 mg/dL (low) with an albumin of 30 g/L: corrected 8.8 mg/dL, inside the range, when
+    the albumin counts (drawn within albumin_max_gap_days = 7 days of the calcium)."""
+    albumin = observation("1751-7", 3.0, "g/dL", low=3.5, high=5.0, effective=albumin_effective)
+    low_total = calcium(8.0, effective="2026-10-10T12:00:00Z")
+    return topics(run([patient(), fasciculation(), *normal_workup(skip=("calcium",)), low_total, albumin]))
+
+
+@pytest.mark.parametrize("albumin_effective, corrected", [
+    ("2026-10-10T12:00:00Z", True),   # same moment
+    ("2026-10-11T12:00:00Z", True),   # one day apart (kills seconds * 86400 instead of / 86400)
+    ("2026-10-17T12:00:00Z", True),   # exactly 7 days: still within (kills <= -> <)
+    ("2026-10-03T12:00:00Z", True),   # 7 days before: the gap is absolute
+    ("2026-10-17T12:00:01Z", False),  # 7 days and 1 second (kills / 86401)
+    ("2026-11-09T12:00:00Z", False),  # a month apart (kills "or True")
+])
+def test_albumin_corrects_calcium_only_within_seven_days(albumin_effective, corrected) -> None:
+    """labs._albumin_near: the gap in days and its boundary."""
+    shown = _low_calcium_with_albumin(albumin_effective)
+    assert ("abnormal-result" in shown) is not corrected, shown
+
+
+def test_the_reassurance_card_lists_the_latest_calcium_of_any_kind() -> None:
+    """workup.complete_results: of a component's alternatives, the latest dated result is listed; an undated
+    one ranks last (kills the max() key mutants: constant key, `or True` calling .timestamp() on None)."""
+    ionised = observation("1995-0", 1.20, "mmol/L", effective="2026-10-05", low=1.12, high=1.32)
+    for total in (calcium(effective=None), calcium(effective="2026-10-01")):
+        result = run([patient(), fasciculation(), *normal_workup(skip=("calcium",)), total, ionised])
+        detail = card(result, "reassurance")["detail"]
+        assert "- Ionized calcium 1.20 mmol/L on 2026-10-05 (reference 1.12–1.32)" in detail
+        assert "Calcium 9.4" not in detail and "calcium 9.4" not in detail
+
+
+HCTZ = "310798"  # hydrochlorothiazide 25 mg tablet (RxNorm), a diuretic in medications.yaml
+SHORT_WINDOW_NOTE = ("- The window for BMP is 3 months because hydrochlorothiazide was started, changed or stopped "
+                     "on 2026-10-01.")
+
+
+def test_the_short_window_note_names_the_medicine_and_its_date() -> None:
+    """workup._check_orders: the note is built from the trigger (kills trigger = None, `trigger is None`,
+    the "stale" test and the misspelt parameter key)."""
+    started = medication_request(rxnorm=HCTZ, authored="2026-10-01")
+    c = card(run([patient(), fasciculation(), *normal_workup("2026-07-01"), started]), "workup-incomplete")
+    assert "- BMP: last result 2026-07-01 is older than 3 months" in c["detail"]
+    assert SHORT_WINDOW_NOTE in c["detail"]
+    # A fresh BMP inside the short window: the note is not given (no stale component).
+    c = card(run([patient(), fasciculation(), *normal_workup("2026-10-05"), started]), "workup-incomplete")
+    assert "The window for" not in c["detail"] and suggested_codes(c) == ["19123-9"]
+
+
+def test_a_diuretic_stopped_recently_shortens_the_window_however_long_ago_it_started() -> None:
+    """windows.short_window_trigger: a stopped medicine's moment is its end (kills `current or True`)."""
+    stopped = medication_statement(rxnorm=HCTZ, status="completed", start="2024-01-01", end="2026-10-01")
+    c = card(run([patient(), fasciculation(), *normal_workup("2026-07-01"), stopped]), "workup-incomplete")
+    assert SHORT_WINDOW_NOTE in c["detail"]
+
+
+def test_a_medicine_of_another_class_listed_first_does_not_hide_the_diuretic() -> None:
+    """windows.short_window_trigger: medicines outside the trigger classes are skipped, not the end of the
+    search (kills continue -> break)."""
+    other = medication_request(text="omeprazole 20 mg capsule", authored="2026-10-01")
+    started = medication_request(rxnorm=HCTZ, authored="2026-10-01")
+    c = card(run([patient(), fasciculation(), *normal_workup("2026-07-01"), other, started]), "workup-incomplete")
+    assert SHORT_WINDOW_NOTE in c["detail"]
+
+
+def test_the_worst_component_decides_the_order_status() -> None:
+    """workup._check_orders: statuses rank by STATUS_SEVERITY, not alphabetically: a stale potassium beside a
+    preliminary sodium makes the BMP stale (suggested again), not merely preliminary (not suggested)."""
+    labs = normal_workup(skip=("sodium", "potassium")) + [sodium(status="preliminary"),
+                                                          potassium(effective="2025-01-01")]
+    c = card(run([patient(), fasciculation(), *labs]), "workup-incomplete")
+    assert suggested_codes(c) == ["24321-2"]
+    assert "- BMP: potassium older than 12 months (last 2025-01-01); sodium only preliminary (2026-10-01)" in c["detail"]
+
+
+def test_an_unreadable_result_is_reported_even_when_the_test_is_already_ordered() -> None:
+    """workup._check_orders: an unreadable result is never folded into "already ordered" (kills the
+    misspelt "unreadable")."""
+    unreadable = observation("3016-3", 2.0, "xyz", effective="2026-11-10")
+    c = card(run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), unreadable, service_request("3016-3")]),
+             "workup-incomplete")
+    assert ("- TSH: the result of 2026-11-10 could not be read (unit 'xyz' is not known for this test); "
+            "check it in the chart") in c["detail"]
+    assert "already ordered" not in c["detail"]
