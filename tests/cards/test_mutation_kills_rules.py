@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cards.factories import (calcium, card, fasciculation, medication_request, medication_statement,
-                                   normal_workup, observation, patient, potassium, run, service_request, sodium,
-                                   suggested_codes, topics, tsh)
+from cards import review
+from cards.view import DataGap
+from tests.cards.factories import (NOW, PID, calcium, card, ck, condition, cramp, fasciculation, magnesium,
+                                   medication_request, medication_statement, normal_workup, observation, patient,
+                                   potassium, run, service_request, sodium, suggested_codes, topics, tsh)
 
 # factories.NOW is 2026-11-15T09:00Z; the default look-back window is 12 months (settings.yaml).
 WINDOW_START = "2025-11-15T09:00:00Z"
@@ -114,3 +116,57 @@ def test_an_unreadable_result_is_reported_even_when_the_test_is_already_ordered(
     assert ("- TSH: the result of 2026-11-10 could not be read (unit 'xyz' is not known for this test); "
             "check it in the chart") in c["detail"]
     assert "already ordered" not in c["detail"]
+
+
+@pytest.mark.parametrize("value, red_flag", [(920, False), (924, True)])
+def test_a_stale_ck_is_called_red_flag_level_on_the_same_unrounded_test_as_the_red_flag(value, red_flag) -> None:
+    """workup_card: 920 U/L is 2.99x the upper limit 308 (shown rounded as 3.0x) and raises no red flag when
+    fresh, so the stale line does not call it 3x either; 924 U/L is exactly 3x (labs.ck_ratio rounding)."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("ck",)), ck(value, effective="2025-06-01")])
+    line = next(line for line in card(result, "workup-incomplete")["detail"].splitlines() if line.startswith("- CK"))
+    assert ("refer to neurology if it is still 3× the upper limit or more" in line) is red_flag, line
+    assert ("outside its range but older than 12 months, so history, not a current finding" in line) is not red_flag
+    fresh = run([patient(), fasciculation(), *normal_workup(skip=("ck",)), ck(value, effective="2026-10-01")])
+    assert ("neurology-referral" in topics(fresh)) is red_flag
+
+
+def test_a_ck_flagged_normal_by_the_lab_raises_no_red_flag() -> None:
+    """labs.ck_ratio: a CK the laboratory flags normal has no ratio (kills `or` -> `and`)."""
+    flagged_normal = ck(1000, interpretation="N", effective="2026-10-01")
+    result = run([patient(), fasciculation(), *normal_workup(skip=("ck",)), flagged_normal])
+    assert "neurology-referral" not in topics(result)
+
+
+def test_the_reassurance_card_lists_the_symptom_first() -> None:
+    """advice.reassurance: the index symptoms are evidence on the card (kills dropping *symptoms)."""
+    detail = card(run([patient(), fasciculation(), *normal_workup()]), "reassurance")["detail"]
+    assert detail.startswith("**Why this card**\n- Fasciculation (ICD-10-CM R25.3) onset 2026-09-01\n- Sodium 140")
+
+
+def test_compression_caution_says_unseen_when_only_the_results_are_incomplete() -> None:
+    """advice.compression: "no ABI on file" needs complete results as well as findings (kills the kind's
+    case change and dropping LABS from view.incomplete)."""
+    gap = DataGap("labs", "incomplete", "only the first page of results was returned")
+    result = review([patient(), cramp(), condition("I73.9"), *normal_workup()], patient_id=PID, now=NOW, gaps=[gap])
+    assert card(result, "compression-caution")["summary"] == (
+        "Peripheral arterial disease and no ABI in the data that could be read: check for one before advising "
+        "compression.")
+
+
+def test_the_pregnancy_cramp_card_lists_the_current_diuretic() -> None:
+    """advice.cramp_in_pregnancy: the diuretic is evidence on the card (kills the misspelt class)."""
+    pregnant = condition("Z33.1", onset="2026-08-01")
+    result = run([patient(gender="female"), cramp(), pregnant, *normal_workup(), magnesium(),
+                  medication_request(rxnorm=HCTZ, authored="2025-01-01")])
+    detail = card(result, "cramp-management")["detail"]
+    assert "- hydrochlorothiazide — active MedicationRequest, since 2025-01-01" in detail
+
+
+def test_treatment_options_point_to_carbamazepine_when_cramps_are_recorded() -> None:
+    """advice.treatment_options: the cramp point (kills cramps=None and the misspelt concept)."""
+    point = "- Cramps are also recorded, so the cramp-fasciculation pattern makes carbamazepine more relevant."
+    with_cramp = card(run([patient(), fasciculation(severity="moderate"), cramp(), *normal_workup()]),
+                      "treatment-options")
+    assert point in with_cramp["detail"]
+    alone = card(run([patient(), fasciculation(severity="moderate"), *normal_workup()]), "treatment-options")
+    assert point not in alone["detail"]
