@@ -170,3 +170,32 @@ def test_treatment_options_point_to_carbamazepine_when_cramps_are_recorded() -> 
     assert point in with_cramp["detail"]
     alone = card(run([patient(), fasciculation(severity="moderate"), *normal_workup()]), "treatment-options")
     assert point not in alone["detail"]
+
+
+def _free_t4(value: float, effective: str) -> dict:
+    return observation("3024-7", value, "ng/dL", low=0.8, high=1.8, effective=effective)
+
+
+def test_a_free_t4_drawn_months_from_the_tsh_is_not_read_as_its_pair() -> None:
+    """labs.thyroid/_paired_free_t4: a low TSH with a high free T4 drawn 92 days earlier (pairing window 30
+    days) is an unpaired low TSH, not overt hyperthyroidism (kills `or True` and passing no TSH)."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), tsh(0.1, effective="2026-10-01"),
+                  _free_t4(2.5, "2026-07-01")])
+    c = card(result, "abnormal-result")
+    assert c["detail"].startswith("**Why this card**\n- TSH 0.10 mIU/L on 2026-10-01 (reference 0.40–4.00)\n\n")
+    assert "- Low TSH: add a free T4 (and T3) to tell overt from subclinical hyperthyroidism." in c["detail"]
+
+
+def test_a_high_free_t4_beside_a_normal_tsh_shows_both() -> None:
+    """labs.thyroid: the TSH is evidence on the free-T4 note (kills dropping it)."""
+    c = card(run([patient(), fasciculation(), *normal_workup(), _free_t4(2.5, "2026-10-01")]), "abnormal-result")
+    assert ("- Free T4 2.5 ng/dL on 2026-10-01 (32.2 pmol/L; reference 0.8–1.8)\n"
+            "- TSH 1.80 mIU/L on 2026-10-01 (reference 0.40–4.00)") in c["detail"]
+
+
+def test_the_corrected_calcium_is_shown_to_two_decimals() -> None:
+    """labs.calcium: 8.0 mg/dL (1.996 mmol/L) with albumin 44 g/L is 1.92 mmol/L corrected (kills rounding
+    the corrected value to a whole number)."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("calcium",)), calcium(8.0),
+                  observation("1751-7", 4.4, "g/dL")])
+    assert "corrected for albumin 44 g/L: 1.92 mmol/L" in card(result, "abnormal-result")["detail"]
