@@ -199,3 +199,41 @@ def test_the_corrected_calcium_is_shown_to_two_decimals() -> None:
     result = run([patient(), fasciculation(), *normal_workup(skip=("calcium",)), calcium(8.0),
                   observation("1751-7", 4.4, "g/dL")])
     assert "corrected for albumin 44 g/L: 1.92 mmol/L" in card(result, "abnormal-result")["detail"]
+
+
+def _referral_why(*resources: dict) -> str:
+    detail = card(run([patient(), *resources, *normal_workup()]), "neurology-referral")["detail"]
+    return detail.split("**What to consider**")[0]
+
+
+def test_a_recent_hemiplegia_is_named_on_the_referral() -> None:
+    """red_flags.weakness: the paralysis finding is the evidence of its line (kills dropping it, misspelt concept)."""
+    why = _referral_why(fasciculation(), condition("G81.90", onset="2026-09-01", display="Hemiplegia"))
+    assert ("- Hemiplegia or monoplegia recorded within the last 12 months (new weakness): Hemiplegia "
+            "(ICD-10-CM G81.90) onset 2026-09-01") in why
+
+
+def test_fasciculation_in_three_regions_is_named_with_its_sites() -> None:
+    """red_flags.florid_fasciculation: the fasciculations are the evidence of the florid-sites line."""
+    why = _referral_why(fasciculation(body_sites=("53120007", "61685007", "302551006")))
+    assert ("- Fasciculation recorded in 3 different body regions (widespread): Fasciculation (ICD-10-CM R25.3) "
+            "onset 2026-09-01, sites: 53120007, 61685007, 302551006") in why
+
+
+def test_severe_cramp_with_fasciculation_names_both() -> None:
+    """red_flags.severe_cramp: the fasciculation is evidence beside the severe cramp."""
+    why = _referral_why(fasciculation(), cramp(severity="severe"))
+    assert ("- Severe cramp together with fasciculation: Cramp and spasm (ICD-10-CM R25.2) onset 2026-09-01, "
+            "severity severe; Fasciculation (ICD-10-CM R25.3) onset 2026-09-01") in why
+
+
+@pytest.mark.parametrize("other, shown", [
+    (condition("G81.90", onset="2026-09-01"), "Hemiplegia or monoplegia (ICD-10-CM G81.90) onset 2026-09-01"),
+    (condition("G71.19"), "Myotonia (ICD-10-CM G71.19) onset 2026-09-01"),
+])
+def test_myokymia_with_paralysis_or_myotonia_is_a_red_flag_of_its_own(other, shown) -> None:
+    """red_flags.myokymia_with_other_symptoms: paralysis and myotonia count as the other symptom (kills dropping
+    either concept from the list)."""
+    why = _referral_why(condition("G51.4", display="Facial myokymia"), other)
+    assert (f"- Myokymia together with another neurological symptom: Facial myokymia (ICD-10-CM G51.4) onset "
+            f"2026-09-01; {shown}") in why
