@@ -230,10 +230,17 @@ def test_severe_cramp_with_fasciculation_names_both() -> None:
 @pytest.mark.parametrize("other, shown", [
     (condition("G81.90", onset="2026-09-01"), "Hemiplegia or monoplegia (ICD-10-CM G81.90) onset 2026-09-01"),
     (condition("G71.19"), "Myotonia (ICD-10-CM G71.19) onset 2026-09-01"),
+    (condition("M62.81"), "Muscle weakness (ICD-10-CM M62.81) onset 2026-09-01"),
 ])
 def test_myokymia_with_paralysis_or_myotonia_is_a_red_flag_of_its_own(other, shown) -> None:
-    """red_flags.myokymia_with_other_symptoms: paralysis and myotonia count as the other symptom (kills dropping
-    either concept from the list)."""
+    """red_flags.myokymia_with_other_symptoms: paralysis, myotonia and weakness count as the other symptom, and
+    it is evidence on the line (kills dropping or misspelling a concept, dropping *others)."""
     why = _referral_why(condition("G51.4", display="Facial myokymia"), other)
     assert (f"- Myokymia together with another neurological symptom: Facial myokymia (ICD-10-CM G51.4) onset "
             f"2026-09-01; {shown}") in why
+
+
+def test_the_treatment_card_says_why_the_fasciculation_qualifies() -> None:
+    """advice.treatment_options: the qualifying symptoms are the card's evidence (kills dropping them)."""
+    c = card(run([patient(), fasciculation(severity="moderate"), *normal_workup()]), "treatment-options")
+    assert c["detail"].startswith("**Why this card**\n- Fasciculation recorded with moderate severity\n")
