@@ -17,3 +17,23 @@ def test_a_chart_without_a_trigger_counts_each_entry_that_is_not_a_resource_once
     """reader.unread: the skipped count (kills counting 2 per entry)."""
     result = review([patient(), "not a resource", 42, {"resourceType": 5}, condition("I10")], patient_id=PID, now=NOW)
     assert result.cards == [] and result.skipped_resources == 3
+
+
+def test_the_start_of_use_is_read_from_the_dosage_bounds() -> None:
+    """doses.period: without authoredOn, the start is the dosage's boundsPeriod.start (kills ignoring it)."""
+    from tests.cards.factories import dose, medication_request
+
+    started = medication_request(rxnorm="310798", authored=None, dosage=[dose(25, start="2026-10-01")])
+    c = card(run([patient(), fasciculation(), *normal_workup(), started]), "medication-review")
+    assert "- hydrochlorothiazide — active MedicationRequest, since 2026-10-01 (thiazide diuretic)" in c["detail"]
+
+
+def test_the_strength_of_a_single_ingredient_medicine_is_read_from_its_name() -> None:
+    """doses.strength_mg: "prednisone 40 mg tablet", one tablet a day, is 40 mg/day (kills the ingredient count
+    changed from 1)."""
+    from tests.cards.factories import dose, medication_request
+
+    steroid = medication_request(text="prednisone 40 mg tablet", dosage=[dose(1, unit="{tbl}")])
+    c = card(run([patient(), fasciculation(), *normal_workup(), steroid]), "medication-review")
+    assert ("- prednisone 40 mg tablet — active MedicationRequest, since 2026-06-01; about 40 mg/day "
+            "prednisone-equivalent (systemic corticosteroid)") in c["detail"]
