@@ -1,4 +1,4 @@
-"""Tests written for mutants of the reading layer (cards/chart/) that survived the suite (docs/mutation.md)."""
+"""Tests written for mutants of the reading layer (cards/chart/) and card building that survived (docs/mutation.md)."""
 from __future__ import annotations
 
 from cards import review
@@ -37,3 +37,10 @@ def test_the_strength_of_a_single_ingredient_medicine_is_read_from_its_name() ->
     c = card(run([patient(), fasciculation(), *normal_workup(), steroid]), "medication-review")
     assert ("- prednisone 40 mg tablet — active MedicationRequest, since 2026-06-01; about 40 mg/day "
             "prednisone-equivalent (systemic corticosteroid)") in c["detail"]
+
+
+def test_three_missing_parts_of_a_panel_are_listed_with_commas_and_and() -> None:
+    """workup_card._join: every name of a list of three (kills slicing [:+1] for [:-1])."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("sodium", "potassium", "urea"))])
+    assert "- BMP: sodium, potassium and urea (BUN) missing; creatinine 0.9 mg/dL on file" in \
+        card(result, "workup-incomplete")["detail"]
