@@ -69,3 +69,11 @@ def test_the_redis_replay_cache_bounds_connecting_as_well_as_each_command():
     cache = RedisReplayCache("redis://127.0.0.1:6379/0", timeout_seconds=0.5)
     options = cache._redis.connection_pool.connection_kwargs
     assert options["socket_connect_timeout"] == 0.5 and options["socket_timeout"] == 0.5
+
+
+def test_a_list_with_an_empty_string_is_refused_saying_why(tmp_path):
+    """clients._string_list: the refusal names the field and the rule (kills the message replaced by None)."""
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps({"clients": [client_entry(KEY, algorithms=["ES384", ""])]}))
+    assert config_refusal(load_trusted_clients, path).endswith(
+        "clients[0].algorithms must be a list of non-empty strings")
