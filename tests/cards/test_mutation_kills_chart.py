@@ -44,3 +44,13 @@ def test_three_missing_parts_of_a_panel_are_listed_with_commas_and_and() -> None
     result = run([patient(), fasciculation(), *normal_workup(skip=("sodium", "potassium", "urea"))])
     assert "- BMP: sodium, potassium and urea (BUN) missing; creatinine 0.9 mg/dL on file" in \
         card(result, "workup-incomplete")["detail"]
+
+
+def test_a_result_with_an_effective_period_is_dated_by_its_start() -> None:
+    """labs.effective_raw: effectivePeriod.start, the end only when there is no start (kills ignoring start)."""
+    from tests.cards.factories import topics, tsh
+
+    period = tsh(effective=None, effectivePeriod={"start": "2026-10-01T08:00:00Z", "end": "2026-10-02T08:00:00Z"})
+    result = run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), period])
+    assert topics(result) == ["reassurance"]
+    assert "- TSH 1.80 mIU/L on 2026-10-01 (reference 0.40–4.00)" in card(result, "reassurance")["detail"]
