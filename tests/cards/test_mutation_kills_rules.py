@@ -23,6 +23,14 @@ def test_a_result_taken_exactly_at_the_window_start_is_fresh(effective, fresh) -
     assert topics(result) == (["reassurance"] if fresh else ["workup-incomplete"])
 
 
+def test_an_abnormal_result_taken_exactly_at_the_window_start_is_a_current_result() -> None:
+    """windows.is_fresh: `>=` -> `>` for the result rules (the work-up's own test is above)."""
+    result = run([patient(), fasciculation(), *normal_workup(skip=("potassium",)),
+                  potassium(2.9, effective=WINDOW_START)])
+    assert topics(result) == ["abnormal-result"]
+    assert "low potassium" in card(result, "abnormal-result")["summary"]
+
+
 def test_an_undated_abnormal_result_is_never_reported_as_a_current_result() -> None:
     """windows.is_fresh: an undated result counted as fresh would raise an abnormal-result card and complete
     the work-up; it is asked for again instead."""
@@ -91,7 +99,7 @@ def test_a_diuretic_stopped_recently_shortens_the_window_however_long_ago_it_sta
 def test_a_medicine_of_another_class_listed_first_does_not_hide_the_diuretic() -> None:
     """windows.short_window_trigger: medicines outside the trigger classes are skipped, not the end of the
     search (kills continue -> break)."""
-    other = medication_request(text="omeprazole 20 mg capsule", authored="2026-10-01")
+    other = medication_request(rxnorm="745679", text="albuterol inhaler", authored="2026-10-01")  # beta-2 agonist
     started = medication_request(rxnorm=HCTZ, authored="2026-10-01")
     c = card(run([patient(), fasciculation(), *normal_workup("2026-07-01"), other, started]), "workup-incomplete")
     assert SHORT_WINDOW_NOTE in c["detail"]
