@@ -97,9 +97,11 @@ def _single(ctx: CardContext, test: str, components: list[Component]) -> str:
         out = [result for result in stale if result.direction in ("low", "high")]
         if out:
             result = out[0]
-            ratio = ck_ratio(result) if result.analyte == "ck" else None
-            key = "stale_red_flag" if ratio and ratio >= ctx.knowledge.thresholds.ck_red_flag_ratio_at_least \
-                else "stale_abnormal"
+            # The same test as the CK red flag (rules/red_flags.py), on the unrounded value: a CK of 2.98x
+            # is not "3x or more" here either, though it is shown as 3.0x.
+            red_flag = result.analyte == "ck" and ck_ratio(result) is not None and \
+                result.value >= ctx.knowledge.thresholds.ck_red_flag_ratio_at_least * result.high
+            key = "stale_red_flag" if red_flag else "stale_abnormal"
             return t.topic(WORKUP_INCOMPLETE, "status", key).format(
                 test=test, result=ctx.renderer.render(result, {}), months=number(component.months))
     return t.topic(WORKUP_INCOMPLETE, "status", status).format(

@@ -3,6 +3,7 @@ import pytest
 
 from hooks.declaration import render_template
 from service.prefetch import fhir_access
+from service.ssrf import LOOPBACK_ALLOWED, PRIVATE_ALLOWED
 from tests.conftest import make_settings, patient_view_request
 
 URL = "/cds-services/probe"
@@ -96,3 +97,16 @@ def test_access_token_never_appears_in_repr():
 ])
 def test_templates_render_from_context(template, expected):
     assert render_template(template, {"patientId": "p1", "userId": "Practitioner/dr-1"}) == expected
+
+
+# Written for a mutant that survived (docs/mutation.md): the policy of each kind of unsigned call.
+@pytest.mark.parametrize("request_fields, open_servers, policy", [
+    # An allowlisted open server (CDS_OPEN_FHIR_SERVERS) may be on a private network: that is why it is listed.
+    ({"fhirServer": "http://10.0.0.5/fhir"}, ("http://10.0.0.5/fhir",), PRIVATE_ALLOWED),
+    # Any other unsigned call with a token reaches public servers and this machine only.
+    ({"fhirServer": "http://127.0.0.1:8080/fhir", "fhirAuthorization": {"access_token": "t"}}, (), LOOPBACK_ALLOWED),
+])
+def test_unsigned_calls_get_the_address_policy_of_their_kind(request_fields, open_servers, policy):
+    """prefetch._unsigned_call_access: the policy is given, not left to FhirAccess's PUBLIC_ONLY default."""
+    access = fhir_access(request_fields, make_settings(open_fhir_servers=open_servers))
+    assert access is not None and access.address_policy == policy
