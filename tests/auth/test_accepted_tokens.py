@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.auth import expected_audiences
 from service.auth.jwks import JwksCache
+from service.client_token import SigningKey
 from tests.auth.support import (DISCOVERY_PATH, ISSUER, PUBLIC_BASE, SANDBOX_ISSUER, SANDBOX_JKU, SANDBOX_KID,
                                 SERVICE_PATH, app_with, bearer, claims, client_entry, fetching_request, mint,
                                 production_app)
@@ -269,3 +271,17 @@ def test_development_mode_still_identifies_a_client_whose_token_verifies(tmp_pat
 def _b64decode(segment: str) -> bytes:
     import base64
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_a_short_rsa_key_fetched_from_a_jku_is_refused(tmp_path, tls_server):
+    """A 1024-bit RSA key is below PyJWT's minimum (2048): the verifier turns that check on
+    (enforce_minimum_key_length), so a token signed with such a key, whose JWK Set the client serves,
+    is 401. Keys in the trusted-client file are checked at start (test_trusted_clients)."""
+    short = SigningKey("RS384", str(uuid.uuid4()), rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    jku = tls_server.root + "/short.json"
+    tls_server.serve_json("/short.json", short.jwks, content_type="application/json")
+    app = production_app(tmp_path, client_entry(iss=ISSUER, algorithms=["RS384"], jku=[jku]))
+    token = mint(short, claims(aud=PUBLIC_BASE + DISCOVERY_PATH), header={"jku": jku})
+    response = app.test_client().get(DISCOVERY_PATH, headers=bearer(token))
+    assert response.status_code == 401
+    assert response.get_json()["resourceType"] == "OperationOutcome"
