@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -41,21 +42,10 @@ PREFETCH_KEYS = {
     "medicationRequests",
     "serviceRequests",
 }
-TOPICS = {
-    "neurology-referral",
-    "workup-incomplete",
-    "abnormal-result",
-    "data-gap",
-    "medication-review",
-    "reassurance",
-    "treatment-options",
-    "cyclobenzaprine-not-indicated",
-    "quinine-caution",
-    "compression-caution",
-    "cramp-management",
-    "health-anxiety",
-    "differential",
-}
+# Every patient-view card topic the knowledge defines (texts.yaml; the rx-* topics belong to the
+# prescribing services, whose fixtures live in fixtures/*/prescribing/): each must be expected somewhere.
+_TEXTS = yaml.safe_load((ROOT / "cards" / "knowledge" / "texts.yaml").read_text(encoding="utf-8"))
+TOPICS = {topic for topic in _TEXTS["topics"] if not topic.startswith("rx-")}
 INDICATORS = {"info", "warning", "critical"}
 AS_OF = "2026-11-15T09:00:00Z"
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
