@@ -106,14 +106,11 @@ def _bounded(summary: str, fallback: str) -> str:
 
 # ---- builders -----------------------------------------------------------------------------------------
 def quinine(findings: list[Finding], ctx: CardContext) -> list[Card]:
-    t, topic, cards = ctx.texts, RX_QUININE, []
+    topic, cards = RX_QUININE, []
     for found in findings:
         [draft] = _drafts(found)
         why = [*draft_lines(ctx, draft), *_chart_lines(ctx, found)]
-        remove = delete_suggestion(ctx, topic, draft)
-        cards.append(assemble(ctx, topic, t.topic(topic, "summary", found.kind), "warning", why,
-                              list(t.topic(topic, "points")), [found],
-                              suggestions=[remove] if remove else None, selection="at-most-one"))
+        cards.append(_warning_to_remove(ctx, topic, found, draft, why))
     return cards
 
 
@@ -182,11 +179,17 @@ def carbamazepine_in_pregnancy(findings: list[Finding], ctx: CardContext) -> lis
         line = "evidence_line" if found.kind == "pregnant" else "possible_line"
         why = [*draft_lines(ctx, draft),
                t.topic(topic, line).format(evidence=safe(", ".join(found.params["evidence"]) or "the chart"))]
-        remove = delete_suggestion(ctx, topic, draft)
-        cards.append(assemble(ctx, topic, t.topic(topic, "summary", found.kind), "warning", why,
-                              list(t.topic(topic, "points")), [found],
-                              suggestions=[remove] if remove else None, selection="at-most-one"))
+        cards.append(_warning_to_remove(ctx, topic, found, draft, why))
     return cards
+
+
+def _warning_to_remove(ctx: CardContext, topic: str, found: Finding, draft: DraftMedication,
+                       why: list[str]) -> Card:
+    """A warning whose one suggestion removes the draft order (a delete action naming it), when it can."""
+    remove = delete_suggestion(ctx, topic, draft)
+    return assemble(ctx, topic, ctx.texts.topic(topic, "summary", found.kind), "warning", why,
+                    list(ctx.texts.topic(topic, "points")), [found],
+                    suggestions=[remove] if remove else None, selection="at-most-one")
 
 
 def provoking_medicine(findings: list[Finding], ctx: CardContext) -> list[Card]:
