@@ -1,0 +1,138 @@
+"""Tests written for the reading-layer mutants (cards/chart/) still open after the sampled mutmut run
+(docs/mutation.md, "Survivors not yet killed"). Each was checked by applying the mutant by hand: it fails
+under the mutant and passes on the real code. They pin what a card, the list of references to fetch or the
+`evaluate --explain` report says."""
+from __future__ import annotations
+
+from cards.chart import medication_references_needed
+from tests.cards.factories import (NOW, PID, card, concept, creatinine, fasciculation, finding_observation, medication_request,
+                                   normal_workup, observation, patient, run, service_request, sodium, topics)
+
+GAP = "data-gap"
+
+
+def _gap_lines(resources: list) -> str:
+    return card(run([patient(), fasciculation(), *normal_workup(), *resources]), GAP)["detail"]
+
+
+# ---- reading logic --------------------------------------------------------------------------------------------
+def _by_reference(target: str) -> dict:
+    request = medication_request(medicationReference={"reference": target})
+    del request["medicationCodeableConcept"]
+    return request
+
+
+def test_a_medication_already_in_the_chart_is_not_fetched_again() -> None:
+    """chart.medication_references_needed: a Medication sent with the chart resolves the reference
+    (kills reading "resourcetype", which found no Medication and asked for every one)."""
+    medicine = {"resourceType": "Medication", "id": "m1", "code": concept("310798", "rxnorm")}
+    assert medication_references_needed([patient(), fasciculation(), _by_reference("Medication/m1"), medicine]) == []
+
+
+def test_a_medication_missing_from_the_chart_is_asked_for() -> None:
+    """medications.medication_references_needed: a medicationReference to a Medication not sent is listed
+    (kills `is not str` -> `is str`, which skipped every resource)."""
+    assert medication_references_needed([patient(), fasciculation(), _by_reference("Medication/m2")]) == \
+        ["Medication/m2"]
+
+
+def test_a_dosage_period_in_an_unknown_unit_leaves_the_dose_unknown() -> None:
+    """doses._administrations_per_day: periodUnit "xyz" gives no daily dose, the medicine is still shown
+    (kills `if days` -> `if days or True`, which divided by None)."""
+    odd = medication_request(rxnorm="310798", dosage=[{
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "xyz"}},
+        "doseAndRate": [{"doseQuantity": {"value": 25, "unit": "mg"}}]}])
+    c = card(run([patient(), fasciculation(), *normal_workup(), odd]), "medication-review")
+    assert "- hydrochlorothiazide — active MedicationRequest, since 2026-06-01 (thiazide diuretic)" in c["detail"]
+
+
+def test_a_fasciculation_observation_is_dated_by_its_effective_period() -> None:
+    """findings.select_finding_observation: effectivePeriod.start dates the finding; one of 2020 is too old
+    to count, one of this month counts (kills reading the period from None)."""
+    def chart(start: str) -> list:
+        return [patient(), finding_observation("82470000", effectiveDateTime=None, effectivePeriod={"start": start}),
+                *normal_workup()]
+    assert run(chart("2020-01-01")).cards == []
+    assert topics(run(chart("2026-11-01"))) == ["reassurance"]
+
+
+def test_a_fasciculation_observation_of_the_tongue_is_a_red_flag() -> None:
+    """findings.select_finding_observation: the Observation's bodySite is read (kills dropping it)."""
+    result = run([patient(), finding_observation("82470000", bodySite={"text": "tongue"}), *normal_workup()])
+    assert "- Fasciculation of the tongue: Fasciculation (SNOMED CT 82470000) recorded 2026-10-01, sites: tongue" \
+        in card(result, "neurology-referral")["detail"]
+
+
+def test_a_quantity_without_a_value_is_missing_not_unreadable() -> None:
+    """labs._to_result: a valueQuantity without value is no result; the previous sodium is used (kills
+    comparing with "VALUEQUANTITY", which called it "a Quantity, not a quantity")."""
+    result = run([patient(), fasciculation(), *normal_workup(),
+                  sodium(effective="2026-11-01", valueQuantity={"unit": "mmol/L"})])
+    assert topics(result) == ["reassurance"]
+    assert "- Sodium 140 mmol/L on 2026-10-01 (reference 135–145)" in card(result, "reassurance")["detail"]
+
+
+def test_a_quantity_code_of_another_system_is_not_read_as_ucum() -> None:
+    """units.unit_of: the code of a non-UCUM system is ignored and the unit text read, even when that code
+    spells a UCUM unit (kills ignoring the system, which read 0.9 µmol/L: a low creatinine)."""
+    odd = creatinine(effective="2026-11-01", valueQuantity={"value": 0.9, "unit": "mg/dL",
+                                                           "system": "http://example.org/units", "code": "umol/L"})
+    result = run([patient(), fasciculation(), *normal_workup(skip=("creatinine",)), odd])
+    assert topics(result) == ["reassurance"]
+    assert "- Creatinine 0.9 mg/dL on 2026-11-01 (80 µmol/L; reference 0.7–1.3)" in card(result, "reassurance")["detail"]
+
+
+# ---- element names in "could not be read" reasons -------------------------------------------------------------
+def test_the_reason_names_a_malformed_timing_code() -> None:
+    """doses._administrations_per_day: "timing.code", not "code"."""
+    bad = medication_request(rxnorm="312615", dosage=[{"timing": {"code": "BID"},
+                                                       "doseAndRate": [{"doseQuantity": {"value": 20, "unit": "mg"}}]}])
+    assert f"could not be read: timing.code is not a CodeableConcept ({'MedicationRequest/' + bad['id']})" \
+        in _gap_lines([bad])
+
+
+def test_the_reason_names_a_malformed_dose_unit() -> None:
+    """doses._dose_mg: "doseQuantity.unit"."""
+    bad = medication_request(text="prednisone 20 mg tablet",
+                             dosage=[{"doseAndRate": [{"doseQuantity": {"value": 20, "unit": 5}}]}])
+    assert f"could not be read: doseQuantity.unit is not text (MedicationRequest/{bad['id']})" in _gap_lines([bad])
+
+
+def test_the_reason_names_a_malformed_clinical_status() -> None:
+    """findings.select_condition: "clinicalStatus"."""
+    bad = fasciculation(clinicalStatus={"coding": "x"})
+    detail = card(run([patient(), bad, *normal_workup()]), GAP)["detail"]
+    assert (f"- Condition recording Fasciculation (2026-09-01) could not be read: clinicalStatus.coding is not a list "
+            f"(Condition/{bad['id']})") in detail
+
+
+def test_the_reason_names_a_malformed_body_site_text() -> None:
+    """sites.read_sites: "bodySite.text", not "code.text"."""
+    bad = fasciculation(bodySite=[{"text": 5}])
+    detail = card(run([patient(), bad, *normal_workup()]), GAP)["detail"]
+    assert f"could not be read: bodySite.text is not text (Condition/{bad['id']})" in detail
+
+
+def test_the_reason_names_a_malformed_order_text() -> None:
+    """orders.select_order: "code.text" of an order with no known code."""
+    order = service_request("zzz")
+    order["code"]["text"] = 5
+    detail = card(run([patient(), fasciculation(), *normal_workup(), order]), GAP)["detail"]
+    assert f"- ServiceRequest of an unknown date could not be read: code.text is not text (ServiceRequest/{order['id']})" \
+        in detail
+
+
+def test_the_reason_names_a_malformed_age_unit_of_a_reference_range() -> None:
+    """ranges._age_applies: "referenceRange.age.unit"."""
+    banded = sodium(effective="2026-11-01")
+    banded["referenceRange"][0]["age"] = {"high": {"value": 200, "unit": 7}}
+    result = run([patient(), fasciculation(), *normal_workup(), banded])
+    assert "- BMP: sodium of 2026-11-01 could not be read (referenceRange.age.unit is not text); check it in the chart" \
+        in card(result, "workup-incomplete")["detail"]
+
+
+def test_the_reason_names_a_malformed_component_value() -> None:
+    """labs._lowest_component: "component.valueQuantity" of an ankle-brachial index."""
+    abi = observation("446841001", None, None, system="snomed", component=[{"valueQuantity": {"value": "x"}}])
+    assert ("- Ankle-brachial index result of 2026-10-01 could not be read: component.valueQuantity.value is not a "
+            f"number (it is the text 'x') (Observation/{abi['id']})") in _gap_lines([abi])
