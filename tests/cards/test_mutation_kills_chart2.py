@@ -136,3 +136,55 @@ def test_the_reason_names_a_malformed_component_value() -> None:
     abi = observation("446841001", None, None, system="snomed", component=[{"valueQuantity": {"value": "x"}}])
     assert ("- Ankle-brachial index result of 2026-10-01 could not be read: component.valueQuantity.value is not a "
             f"number (it is the text 'x') (Observation/{abi['id']})") in _gap_lines([abi])
+
+
+# ---- the `evaluate --explain` report: the reader's notes and cards/chart/explain.py ---------------------------
+def _report(resources: list, *, validate: bool = False) -> tuple[list, str]:
+    from cards.chart.explain import explain, render
+
+    entries = explain([(None, resource) for resource in resources], patient_id=PID, now=NOW, validate=validate)
+    return entries, render(entries, patient_id=PID, now=NOW)
+
+
+def _section(report: str, name: str) -> list[str]:
+    return report.split(f"\n{name}\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_the_report_says_why_each_resource_was_used_or_ignored() -> None:
+    """reader: the notes "age and sex" (patient 55, _note 4), "no code the rules read" (_observation 51), "not a
+    FHIR resource" as ignored (offer 16), "stopped too long ago to matter" as ignored (_medication_use 17,
+    medications.select_medication 96), "intent proposal" (medications.relevant_status 42), "status missing"
+    (orders.select_order 16), "an equal or newer sodium result was used" (labs.pick_latest 25); explain: the
+    label Patient/p1 (_label 4), explain() itself (explain 5) and render()'s note lines (render 22)."""
+    from tests.cards.factories import medication_statement
+
+    blood_pressure = {"resourceType": "Observation", "id": "bp", "status": "final", "code": concept("8480-6", "loinc")}
+    stopped = medication_statement(rxnorm="310798", status="completed", start="2020-01-01", end="2020-02-01")
+    proposal = medication_request(rxnorm="310798", intent="proposal")
+    unstated = service_request("3016-3")
+    del unstated["status"]
+    older = sodium(effective="2026-09-01")
+    _, report = _report([patient(), fasciculation(), *normal_workup(), older, blood_pressure, "junk",
+                         stopped, proposal, unstated])
+    assert report.startswith(f"Data-quality report for patient {PID} as of 2026-11-15T09:00:00+00:00: 15 resources, "
+                             "9 used, 6 ignored, 0 unreadable.")
+    assert f"  Patient/{PID}: age and sex" in _section(report, "USED")
+    assert _section(report, "IGNORED") == [
+        f"  Observation/{older['id']}: an equal or newer sodium result was used",
+        "  Observation/bp: no code the rules read",
+        "  entry #12 (not a FHIR resource): not a FHIR resource",
+        f"  MedicationStatement/{stopped['id']}: stopped too long ago to matter",
+        f"  MedicationRequest/{proposal['id']}: intent proposal",
+        f"  ServiceRequest/{unstated['id']}: status missing",
+    ]
+
+
+def test_the_report_as_json_and_its_r4b_advice() -> None:
+    """explain: Entry.as_json's "why" (as_json 9); strict R4B validation finds nothing in a valid Patient
+    (r4b_advice 2) and names the element and the message of an invalid one (r4b_advice 42)."""
+    odd = sodium()
+    odd["foo"] = 1
+    entries, _ = _report([patient(), fasciculation(), odd], validate=True)
+    assert entries[0].as_json() == {"resource": f"Patient/{PID}", "prefetchKey": None, "disposition": "used",
+                                    "why": ["age and sex"], "notes": [], "r4bValidation": []}
+    assert entries[2].advice == ["foo: Extra inputs are not permitted"]
