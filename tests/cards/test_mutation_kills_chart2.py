@@ -188,3 +188,34 @@ def test_the_report_as_json_and_its_r4b_advice() -> None:
     assert entries[0].as_json() == {"resource": f"Patient/{PID}", "prefetchKey": None, "disposition": "used",
                                     "why": ["age and sex"], "notes": [], "r4bValidation": []}
     assert entries[2].advice == ["foo: Extra inputs are not permitted"]
+
+
+# ---- more reading logic ------------------------------------------------------------------------------------------
+def test_an_unreadable_result_of_the_same_day_as_the_readable_one_is_not_hidden() -> None:
+    """labs._not_older: a potassium dated 2026-11-10 (day only) that cannot be read is not older than a readable
+    one of 2026-11-10 00:00 (kills comparing with midnight plus one microsecond)."""
+    from tests.cards.factories import potassium
+
+    unreadable = potassium(effective="2026-11-10", valueQuantity={"value": 4.0, "unit": "xyz"})
+    readable = potassium(effective="2026-11-10T00:00:00Z")
+    result = run([patient(), fasciculation(), *normal_workup(skip=("potassium",)), unreadable, readable])
+    assert topics(result) == ["workup-incomplete"]
+    assert "- BMP: potassium of 2026-11-10 could not be read (unit 'xyz' is not known for this test); " \
+        "check it in the chart" in card(result, "workup-incomplete")["detail"]
+
+
+def test_the_patient_is_chosen_by_id_when_several_are_sent() -> None:
+    """reader.patient: the Patient whose id is the hook's patient, not the first one sent (kills choosing the
+    first: a 10-year-old, for whom no card is shown)."""
+    child = patient(birth_date="2016-01-01", patient_id="p0")
+    result = run([child, patient(), fasciculation(), *normal_workup()])
+    assert result.view.age_years == 46
+    assert topics(result) == ["reassurance"]
+
+
+def test_an_order_already_placed_names_its_record() -> None:
+    """orders.select_order: the active order's reference is its evidence (kills dropping it, which said only
+    "ServiceRequest")."""
+    order = service_request("3016-3")
+    result = run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), order])
+    assert f"- TSH: already ordered (ServiceRequest/{order['id']})" in card(result, "workup-incomplete")["detail"]
