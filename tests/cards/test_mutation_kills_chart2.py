@@ -219,3 +219,15 @@ def test_an_order_already_placed_names_its_record() -> None:
     order = service_request("3016-3")
     result = run([patient(), fasciculation(), *normal_workup(skip=("tsh",)), order])
     assert f"- TSH: already ordered (ServiceRequest/{order['id']})" in card(result, "workup-incomplete")["detail"]
+
+
+def test_an_unreadable_fasciculation_record_still_asks_for_the_work_up() -> None:
+    """reader._what_it_records: a Condition that cannot be read (its subject reference is a number) but whose
+    code is an index symptom counts as one, so the missing work-up is shown (kills comparing with "INDEX")."""
+    bad = fasciculation(subject={"reference": 42})
+    result = run([patient(), bad])
+    assert topics(result) == ["data-gap", "workup-incomplete"]
+    assert f"- Condition recording Fasciculation (2026-09-01) could not be read: subject.reference is not text " \
+        f"(Condition/{bad['id']})" in card(result, GAP)["detail"]
+    assert card(result, "workup-incomplete")["summary"] == \
+        "Blood tests needed before calling the twitching or cramp benign: BMP, TSH, CK missing or out of date."
