@@ -231,3 +231,14 @@ def test_an_unreadable_fasciculation_record_still_asks_for_the_work_up() -> None
         f"(Condition/{bad['id']})" in card(result, GAP)["detail"]
     assert card(result, "workup-incomplete")["summary"] == \
         "Blood tests needed before calling the twitching or cramp benign: BMP, TSH, CK missing or out of date."
+
+
+def test_a_one_sided_range_of_a_test_without_a_default_range_is_read() -> None:
+    """ranges.reference_range: an ankle-brachial index with only a low bound, for a test that has no default
+    range in labs.yaml, is read and used (kills `default and` -> `default or`, which filled the missing bound
+    from a default that does not exist)."""
+    abi = observation("446841001", 1.1, "{ratio}", system="snomed", low=0.9)
+    chart = [patient(), fasciculation(), *normal_workup(), abi]
+    assert topics(run(chart)) == ["reassurance"]
+    _, report = _report(chart)
+    assert f"  Observation/{abi['id']}: latest readable abi result" in _section(report, "USED")
