@@ -242,3 +242,15 @@ def test_a_one_sided_range_of_a_test_without_a_default_range_is_read() -> None:
     assert topics(run(chart)) == ["reassurance"]
     _, report = _report(chart)
     assert f"  Observation/{abi['id']}: latest readable abi result" in _section(report, "USED")
+
+
+def test_a_pregnancy_status_result_without_an_id_is_still_listed_as_evidence() -> None:
+    """labs.pregnancy_from_observations: a positive pregnancy-status Observation sent without an id is named
+    "Observation" on the cramp card (kills "observation", which the card does not list as a result)."""
+    from tests.cards.factories import cramp
+
+    pregnant = observation("82810-3", None, None, effective="2026-09-01",
+                           valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "77386006"}]})
+    del pregnant["id"]
+    result = run([patient(gender="female"), cramp(), *normal_workup(), pregnant])
+    assert "- Pregnancy status recorded as pregnant (Observation)" in card(result, "cramp-management")["detail"]
