@@ -5,8 +5,9 @@ under the mutant and passes on the real code. They pin what a card, the list of 
 from __future__ import annotations
 
 from cards.chart import medication_references_needed
-from tests.cards.factories import (NOW, PID, card, concept, creatinine, fasciculation, finding_observation, medication_request,
-                                   normal_workup, observation, patient, run, service_request, sodium, topics)
+from tests.cards.factories import (NOW, PID, card, concept, creatinine, fasciculation, finding_observation,
+                                   medication_request, normal_workup, observation, patient, run, service_request,
+                                   sodium, topics)
 
 GAP = "data-gap"
 
