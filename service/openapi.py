@@ -211,7 +211,10 @@ def build_openapi(services: Iterable[CdsService]) -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
     hooks = sorted({service.hook for service in services})
     for hook in hooks:
-        spec.components.schema(_request_name(hook), schema=CdsRequestSchema)
+        # One class per hook: apispec keys its registry by class, and the same class under several names
+        # warns that references may not resolve. _refine() then narrows each copy to its hook.
+        per_hook = type(f"{_request_name(hook)}Schema", (CdsRequestSchema,), {})
+        spec.components.schema(_request_name(hook), schema=per_hook)
 
     service_ids = [service.id for service in services]
     id_parameter = {"name": "service_id", "in": "path", "required": True,
