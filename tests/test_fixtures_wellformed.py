@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 from fhir.resources.R4B import get_fhir_model_class  # noqa: E402
 
 from fixtures import build  # noqa: E402
+from hooks.fasciculation_review import SERVICE as PATIENT_VIEW  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"
 PATIENTS = FIXTURES / "patients"
@@ -33,15 +34,8 @@ REQUESTS = FIXTURES / "requests"
 EXPECTED = FIXTURES / "expected"
 
 SCENARIO_IDS = sorted(p.stem for p in EXPECTED.glob("*.json"))
-PREFETCH_KEYS = {
-    "patient",
-    "conditions",
-    "observations",
-    "findings",
-    "medicationStatements",
-    "medicationRequests",
-    "serviceRequests",
-}
+# The request files carry exactly the keys the patient-view service declares (hooks/fasciculation_review.py).
+PREFETCH_KEYS = set(PATIENT_VIEW.prefetch)
 # Every patient-view card topic the knowledge defines (texts.yaml; the rx-* topics belong to the
 # prescribing services, whose fixtures live in fixtures/*/prescribing/): each must be expected somewhere.
 _TEXTS = yaml.safe_load((ROOT / "cards" / "knowledge" / "texts.yaml").read_text(encoding="utf-8"))
