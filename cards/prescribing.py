@@ -17,12 +17,8 @@ from cards.knowledge_base import Knowledge, load_knowledge
 from cards.options import ReviewOptions
 from cards.prescribing_cards import build_prescribing_cards, unreadable_drafts_card
 from cards.render import DataPointRenderer, Texts
-from cards.rules.prescribing import run_prescribing_rules
+from cards.rules.prescribing import DRAFT_CLASSES, run_prescribing_rules
 from cards.view import DataGap, DraftMedication
-
-# The medicine classes some prescribing rule looks at (the rest of a draft is never looked at).
-_WATCHED_CLASSES = ("quinine", "cyclobenzaprine", "fasciculation_treatment")
-
 
 @dataclass(frozen=True)
 class OrderReview:
@@ -35,7 +31,7 @@ class OrderReview:
 
 
 def watched(draft: DraftMedication, knowledge: Knowledge) -> bool:
-    return draft.selected and (any(draft.has_class(c) for c in _WATCHED_CLASSES)
+    return draft.selected and (any(draft.has_class(c) for c in DRAFT_CLASSES)
                                or any(draft.has_class(c) for c in knowledge.prescribing.provoking_classes)
                                or bool(knowledge.prescribing.teratogenic_ingredients.intersection(draft.ingredients)))
 

@@ -25,7 +25,12 @@ RX_TOPICS = (RX_CARBAMAZEPINE_PREGNANCY, RX_QUININE, RX_CYCLOBENZAPRINE, RX_RULE
 
 CRAMP = "muscle_cramp"
 FASCICULATION = "fasciculation"
+QUININE = "quinine"
+CYCLOBENZAPRINE = "cyclobenzaprine"
 TREATMENT = "fasciculation_treatment"
+# The medicine classes RX1-RX3 look for in a draft. With the provoking classes and the teratogenic
+# ingredients of settings.yaml, they decide whether a draft is worth reading the chart for (cards/prescribing.py).
+DRAFT_CLASSES = (QUININE, CYCLOBENZAPRINE, TREATMENT)
 STEROID = "systemic_corticosteroid"
 # The patient-view rules that tell whether the work-up is complete and normal (reused, not copied).
 WORKUP_RULES = ("W1", "W2")
@@ -65,7 +70,7 @@ def quinine(view: PatientView, drafts, knowledge: Knowledge, emit) -> list[Findi
     order whose stated reason is something else (malaria) gets no card."""
     found = []
     for draft in drafts:
-        if not draft.has_class("quinine"):
+        if not draft.has_class(QUININE):
             continue
         cramps = view.findings_of(CRAMP)
         if CRAMP in draft.reason_concepts:
@@ -86,7 +91,7 @@ def cyclobenzaprine(view: PatientView, drafts, knowledge: Knowledge, emit) -> li
     limit = knowledge.prescribing.cyclobenzaprine_max_days
     found = []
     for draft in drafts:
-        if not draft.has_class("cyclobenzaprine"):
+        if not draft.has_class(CYCLOBENZAPRINE):
             continue
         fasciculations = view.findings_of(FASCICULATION)
         if FASCICULATION in draft.reason_concepts:
