@@ -17,7 +17,8 @@ from cards.knowledge_base import Knowledge
 _MG_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b", re.IGNORECASE)
 _MASS_TO_MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001, "µg": 0.001}
 _UNDATED = datetime(9999, 12, 31, tzinfo=timezone.utc)
-_PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
+# UCUM time units (Timing.periodUnit, Duration.code), in days, calendar-free: a month is 30 days, a year 365.
+DAYS_PER_TIME_UNIT = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 
 
 def period(resource: Mapping[str, Any], dosages: list[Mapping[str, Any]]) -> tuple[Any, Any]:
@@ -100,7 +101,7 @@ def _administrations_per_day(timing: Mapping[str, Any], knowledge: Knowledge) ->
         return 1.0  # no timing: read as once daily, the usual corticosteroid schedule
     frequency = number(repeat.get("frequency"), "timing.repeat.frequency") or 1.0
     every = number(repeat.get("period"), "timing.repeat.period") or 1.0
-    days = _PERIOD_DAYS.get(text(repeat.get("periodUnit"), "timing.repeat.periodUnit") or "d")
+    days = DAYS_PER_TIME_UNIT.get(text(repeat.get("periodUnit"), "timing.repeat.periodUnit") or "d")
     return frequency / (every * days) if days else None
 
 

@@ -25,8 +25,7 @@ from cards.view import DraftMedication, UnreadableDraft
 
 # Statuses of a draft that will not be signed: nothing to check.
 WITHDRAWN = frozenset({"entered-in-error", "cancelled", "revoked"})
-# UCUM time units of a Duration, in days (calendar-free: a month is 30 days, a year 365).
-_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
+# Words for the UCUM time units of doses.DAYS_PER_TIME_UNIT, as a Duration's `unit` may spell them.
 _UNIT_WORDS = {"second": "s", "seconds": "s", "minute": "min", "minutes": "min", "hour": "h", "hours": "h",
                "day": "d", "days": "d", "week": "wk", "weeks": "wk", "month": "mo", "months": "mo",
                "year": "a", "years": "a"}
@@ -173,11 +172,11 @@ def _days(duration: Mapping[str, Any] | None, name: str) -> float | None:
         return None
     unit = text(duration.get("code"), f"{name}.code") or text(duration.get("unit"), f"{name}.unit") or ""
     unit = _UNIT_WORDS.get(unit.lower(), unit)
-    if unit not in _DAYS:
+    if unit not in doses.DAYS_PER_TIME_UNIT:
         raise Unreadable(f"{name} has a unit that is not a time unit")
     if value < 0:
         raise Unreadable(f"{name} is negative")
-    return value * _DAYS[unit]
+    return value * doses.DAYS_PER_TIME_UNIT[unit]
 
 
 def _period_days(period: Mapping[str, Any] | None, name: str) -> float | None:
