@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from cards.card_assembly import SUMMARY_LIMIT, CardContext, assemble, cited_references, why_lines
+from cards.card_assembly import CardContext, assemble, bounded_summary, cited_references, why_lines
 from cards.findings import COMPRESSION, CRAMP_MANAGEMENT, DATA_GAP, DIFFERENTIAL, REASSURANCE, TREATMENT_OPTIONS, Finding
 from cards.render import Texts, number, safe
 from cards.view import ClinicalFinding, MedicationUse
@@ -91,9 +91,8 @@ def treatment_options(findings: list[Finding], ctx: CardContext) -> list[Card]:
     current = [name for f in findings for name in f.params.get("current", ())]
     if current:  # already on gabapentin, pregabalin or carbamazepine: never offered as new (issue 13 item 10)
         names = " and ".join(dict.fromkeys(current))
-        summary = t.topic(topic, "summary", "already_treated").format(shows=shows, names=names)
-        if len(summary) > SUMMARY_LIMIT:
-            summary = t.topic(topic, "summary", "already_treated_short").format(shows=shows)
+        summary = bounded_summary(t.topic(topic, "summary", "already_treated").format(shows=shows, names=names),
+                                  t.topic(topic, "summary", "already_treated_short").format(shows=shows))
         advice = [point.format(names=names[:1].upper() + names[1:]) for point in t.topic(topic, "already_points")]
     else:
         summary = t.topic(topic, "summary", "default").format(shows=shows)

@@ -16,6 +16,11 @@ TOPIC_SYSTEM = "urn:fasciculation-cds:card-topic"
 SUMMARY_LIMIT = 139
 
 
+def bounded_summary(summary: str, fallback: str) -> str:
+    """The summary, or its shorter fallback when it would pass the CDS Hooks limit."""
+    return summary if len(summary) <= SUMMARY_LIMIT else fallback
+
+
 _REFERENCE_ID = re.compile(r"\b(?:[ES]\d+|DQ)\b")  # reference ids as rule sources cite them (E11, S4, DQ)
 
 

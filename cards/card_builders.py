@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from cards.advice_cards import compression, cramp_management, data_gap, differential, reassurance, treatment_options
-from cards.card_assembly import CardContext, assemble, suggestion, why_lines
+from cards.card_assembly import CardContext, assemble, bounded_summary, suggestion, why_lines
 from cards.workup_card import workup_incomplete
 from cards.findings import (ABNORMAL_RESULT, COMPRESSION, CRAMP_MANAGEMENT, CYCLOBENZAPRINE, DATA_GAP, DIFFERENTIAL,
                             HEALTH_ANXIETY, MEDICATION_REVIEW, NEUROLOGY_REFERRAL, QUININE, REASSURANCE,
@@ -138,7 +138,7 @@ def abnormal_result(findings: list[Finding], ctx: CardContext) -> list[Card]:
         summary = t.topic(topic, "summary", "one" if warning else "one_note").format(items=items[0])
     else:
         summary = t.topic(topic, "summary", "many").format(count=len(findings), items=", ".join(items))
-    summary = _bounded(summary, t.topic(topic, "summary", "generic"))
+    summary = bounded_summary(summary, t.topic(topic, "summary", "generic"))
     advice = list(dict.fromkeys(t.topic(topic, "explanations", finding.kind) for finding in findings))
     return [assemble(ctx, topic, summary, "warning" if warning else "info", why_lines(ctx, findings), advice,
                      findings)]
@@ -156,7 +156,7 @@ def medication_review(findings: list[Finding], ctx: CardContext) -> list[Card]:
         summary = t.topic(topic, "summary", "one_dose" if reviews == {"dose"} else "one_need").format(names=names[0])
     else:
         summary = t.topic(topic, "summary", "many").format(count=len(names), names=", ".join(names))
-    summary = _bounded(summary, t.topic(topic, "summary", "generic"))
+    summary = bounded_summary(summary, t.topic(topic, "summary", "generic"))
     why, advice = [], []
     for finding in findings:
         for medication in finding.data:
@@ -179,10 +179,6 @@ def _static_card(topic: str, indicator: str) -> Callable[[list[Finding], CardCon
         return [assemble(ctx, topic, t.topic(topic, "summary", "default"), indicator, why_lines(ctx, findings),
                          list(t.topic(topic, "points")), findings)]
     return build
-
-
-def _bounded(summary: str, fallback: str) -> str:
-    return summary if len(summary) <= 139 else fallback
 
 
 BUILDERS: Mapping[str, Callable[[list[Finding], CardContext], list[Card]]] = {

@@ -9,16 +9,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Mapping
 
-from cards.card_assembly import CardContext, assemble
+from cards.card_assembly import CardContext, assemble, bounded_summary
 from cards.findings import Finding
-from cards.render import number, safe
+from cards.render import join_names, number, safe
 from cards.rules.prescribing import (RX_CARBAMAZEPINE_PREGNANCY, RX_CYCLOBENZAPRINE, RX_PROVOKING_MEDICINE, RX_QUININE,
                                      RX_RULE_OUT_FIRST, RX_TOPICS)
 from cards.view import DraftMedication, LabResult, UnreadableDraft
 from cards.workup_card import SUGGESTED_STATUSES, lab_suggestion, status_line, suggested_orderables
 
 Card = dict[str, Any]
-SUMMARY_LIMIT = 139
 RX_DRAFT_UNREADABLE = "rx-draft-unreadable"
 
 
@@ -96,14 +95,6 @@ def _name(draft: DraftMedication) -> str:
     return " and ".join(draft.ingredients) if draft.ingredients else safe(draft.text)
 
 
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _bounded(summary: str, fallback: str) -> str:
-    return summary if len(summary) <= SUMMARY_LIMIT else fallback
-
-
 # ---- builders -----------------------------------------------------------------------------------------
 def quinine(findings: list[Finding], ctx: CardContext) -> list[Card]:
     topic, cards = RX_QUININE, []
@@ -150,7 +141,7 @@ def rule_out_first(findings: list[Finding], ctx: CardContext) -> list[Card]:
     else:
         variant = "unreadable" if "unreadable" in statuses else "pending"
         summary = t.topic(topic, "summary", variant).format(medicine=medicine)
-    summary = _bounded(summary, t.topic(topic, "summary", "generic"))
+    summary = bounded_summary(summary, t.topic(topic, "summary", "generic"))
     why = [line for draft in drafts for line in draft_lines(ctx, draft)]
     why += [status_line(ctx, w) for w in workup]
     for result in abnormal:
@@ -199,10 +190,10 @@ def provoking_medicine(findings: list[Finding], ctx: CardContext) -> list[Card]:
         monitoring = knowledge.prescribing.provoking_classes[found.kind]
         wanted = [order for order in monitoring if ctx.view.active_order_covering(order) is None]
         chosen = suggested_orderables(ctx, wanted)
-        tests = _join([t.name("orders", order) for order in monitoring])
+        tests = join_names([t.name("orders", order) for order in monitoring])
         analytes = " and ".join(t.name("analytes", analyte).lower() for analyte in found.params["low"])
         variant = "both" if found.params["symptoms"] and analytes else "symptoms" if found.params["symptoms"] else "low"
-        summary = _bounded(t.topic(topic, "summary", variant).format(
+        summary = bounded_summary(t.topic(topic, "summary", variant).format(
             medicine=_name(draft).capitalize(), analytes=analytes, tests=tests), t.topic(topic, "summary", "generic"))
         why = [*draft_lines(ctx, draft, dose=found.kind == "systemic_corticosteroid"), *_chart_lines(ctx, found)]
         advice = [t.topic(topic, "explanations", found.kind), t.topic(topic, "monitoring").format(tests=tests)]

@@ -45,6 +45,11 @@ class Texts:
         return self._texts["references"][ref_id]
 
 
+def join_names(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c': a list as a card sentence says it."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def safe(text: Any) -> str:
     """Chart text made inert in markdown: no HTML, no emphasis or link syntax, one line."""
     value = " ".join(str(text).split())

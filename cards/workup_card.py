@@ -12,7 +12,7 @@ from typing import Any
 
 from cards.card_assembly import CardContext, assemble, suggestion
 from cards.findings import WORKUP_INCOMPLETE, Finding
-from cards.render import number, safe
+from cards.render import join_names, number, safe
 from cards.rules.labs import ck_ratio
 from cards.rules.workup import STATUS_SEVERITY, Component
 from cards.view import LabResult
@@ -81,7 +81,7 @@ def status_line(ctx: CardContext, finding: Finding) -> str:
             parts.append(_part(ctx, state, group))
     present = [c.item for c in components if c.status is None and isinstance(c.item, LabResult)]
     if present:
-        results = _join([_lower(ctx.renderer.short(result)) for result in present])
+        results = join_names([_lower(ctx.renderer.short(result)) for result in present])
         parts.append(t.topic(WORKUP_INCOMPLETE, "parts", "present").format(results=results))
     return _capital(t.topic(WORKUP_INCOMPLETE, "panel_line").format(test=test, parts="; ".join(parts)))
 
@@ -111,7 +111,7 @@ def _single(ctx: CardContext, test: str, components: list[Component]) -> str:
 
 def _part(ctx: CardContext, state: str, group: list[Component]) -> str:
     t = ctx.texts
-    names = _join([_component_name(ctx, c) for c in group])
+    names = join_names([_component_name(ctx, c) for c in group])
     return t.topic(WORKUP_INCOMPLETE, "parts", state).format(
         names=names, months=number(min(c.months for c in group)), date=_date(ctx, [c.item for c in group]),
         reason=safe(next((getattr(c.item, "reason", "") for c in group if getattr(c.item, "reason", "")), "")))
@@ -167,8 +167,6 @@ def _lab_suggestion(ctx: CardContext, orderable: str) -> dict[str, Any]:
 lab_suggestion = _lab_suggestion  # the prescribing cards (cards/prescribing_cards.py) suggest the same orders
 
 
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _lower(name: str) -> str:

@@ -40,7 +40,7 @@ def test_the_strength_of_a_single_ingredient_medicine_is_read_from_its_name() ->
 
 
 def test_three_missing_parts_of_a_panel_are_listed_with_commas_and_and() -> None:
-    """workup_card._join: every name of a list of three (kills slicing [:+1] for [:-1])."""
+    """render.join_names (was workup_card._join): every name of a list of three (kills slicing [:+1] for [:-1])."""
     result = run([patient(), fasciculation(), *normal_workup(skip=("sodium", "potassium", "urea"))])
     assert "- BMP: sodium, potassium and urea (BUN) missing; creatinine 0.9 mg/dL on file" in \
         card(result, "workup-incomplete")["detail"]
