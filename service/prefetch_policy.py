@@ -17,11 +17,11 @@ Nothing here knows a clinical rule: the policy is data of the hook's declaration
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.contexts import FHIR_ID
 from hooks.declaration import CdsService, HookResult, KeyGap
 from service.errors import CdsError, Issue
 from service.fhir_client import FetchResult
@@ -54,7 +54,7 @@ def settle(service: CdsService, results: Mapping[str, FetchResult], patient_id: 
 
 def _keep_this_patient(service: CdsService, results: dict[str, FetchResult], patient_id: Any) -> dict[str, FetchResult]:
     dropped = {}
-    own_reference = f"Patient/{patient_id}" if isinstance(patient_id, str) and _PLAIN_ID.fullmatch(patient_id) else None
+    own_reference = f"Patient/{patient_id}" if isinstance(patient_id, str) and FHIR_ID.fullmatch(patient_id) else None
     for key, result in results.items():
         kept = [resource for resource in result.resources if _about_this_patient(resource, own_reference, patient_id)]
         if len(kept) == len(result.resources):
@@ -69,9 +69,6 @@ def _keep_this_patient(service: CdsService, results: dict[str, FetchResult], pat
             "event": "other_patient_resources", "service": service.id, "dropped_by_key": dropped,
             "emptied_keys": sorted(key for key in dropped if not results[key].resources)})
     return results
-
-
-_PLAIN_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id: "Patient/<id>" names it with nothing to trim
 
 
 def _about_this_patient(resource: Mapping[str, Any], own_reference: str | None, patient_id: Any) -> bool:
